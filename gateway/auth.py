@@ -1,0 +1,47 @@
+"""Bearer-token checks and JSON errors for the control plane; tokens compared in constant time
+and never logged."""
+
+from __future__ import annotations
+
+import hmac
+
+import orjson
+from aiohttp import web
+from pydantic import SecretStr
+
+_ERRORS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    409: web.HTTPConflict,
+    503: web.HTTPServiceUnavailable,
+}
+
+
+def http_error(
+    status: int, message: str, headers: dict[str, str] | None = None
+) -> web.HTTPException:
+    """A raisable HTTP error with a JSON body `{"error": {"message", "status"}}`."""
+    return _ERRORS[status](
+        body=orjson.dumps({"error": {"message": message, "status": status}}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _bearer(request: web.Request) -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def check_token(request: web.Request, expected: SecretStr | None, *, what: str) -> None:
+    """Raise 401/403 unless the request carries the expected bearer token."""
+    if expected is None:
+        raise http_error(403, f"{what} API disabled: no {what} token is configured")
+    token = _bearer(request)
+    if token is None:
+        raise http_error(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+        raise http_error(403, f"not a valid {what} token")

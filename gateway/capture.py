@@ -1,0 +1,184 @@
+"""A bounded copy of a response as it streams, and its reassembly into an OpenAI answer.
+
+Feeding costs one bytearray append per chunk; everything else (decompression, SSE parsing,
+JSON decoding) happens after the response ended, off the user's path.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.records import Exchange, Usage
+
+
+class Capture:
+    """Keeps the first `limit` bytes of a body; marks itself truncated past that."""
+
+    __slots__ = ("buffer", "limit", "truncated")
+
+    def __init__(self, limit: int) -> None:
+        self.buffer = bytearray()
+        self.limit = limit
+        self.truncated = False
+
+    def feed(self, chunk: bytes) -> None:
+        room = self.limit - len(self.buffer)
+        if len(chunk) <= room:
+            self.buffer += chunk
+        else:
+            if room > 0:
+                self.buffer += chunk[:room]
+            self.truncated = True
+
+
+@dataclass(slots=True)
+class Answer:
+    """What a model said, reassembled from a JSON body or an SSE stream."""
+
+    text: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    streamed: bool = False
+    error: str | None = None
+    parts: list[str] = field(default_factory=list)
+
+
+def _decode(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    encoding = (content_encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        return body
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        wbits = 47 if encoding != "deflate" else 15
+        return zlib.decompressobj(wbits).decompress(body, limit)
+    raise ValueError(f"unsupported content-encoding {encoding!r}")
+
+
+def _usage(value: Any) -> Usage | None:
+    if not isinstance(value, dict):
+        return None
+    # The Responses API names them input/output tokens.
+    return Usage(
+        prompt_tokens=value.get("prompt_tokens", value.get("input_tokens")),
+        completion_tokens=value.get("completion_tokens", value.get("output_tokens")),
+        total_tokens=value.get("total_tokens"),
+    )
+
+
+def _response_output_text(doc: dict[str, Any]) -> str | None:
+    if isinstance(doc.get("output_text"), str):
+        return str(doc["output_text"])
+    texts = []
+    for item in doc.get("output") or []:
+        if isinstance(item, dict):
+            for content in item.get("content") or []:
+                if isinstance(content, dict) and isinstance(content.get("text"), str):
+                    texts.append(content["text"])
+    return "".join(texts) if texts else None
+
+
+def _apply_document(answer: Answer, doc: Any) -> None:
+    """Merge one JSON document (a whole response or one stream event) into the answer."""
+    if not isinstance(doc, dict):
+        return
+    if isinstance(doc.get("error"), dict):
+        answer.error = str(doc["error"].get("message") or doc["error"])[:500]
+    if doc.get("usage") is not None:
+        answer.usage = _usage(doc["usage"]) or answer.usage
+    event_type = doc.get("type")
+    if isinstance(event_type, str) and event_type.startswith("response."):
+        if event_type == "response.output_text.delta" and isinstance(doc.get("delta"), str):
+            answer.parts.append(doc["delta"])
+        elif event_type in ("response.completed", "response.incomplete"):
+            response = doc.get("response") or {}
+            answer.usage = _usage(response.get("usage")) or answer.usage
+            answer.finish_reason = "stop" if event_type == "response.completed" else "length"
+        return
+    if doc.get("object") == "response":
+        answer.parts.append(_response_output_text(doc) or "")
+        answer.finish_reason = "stop" if doc.get("status") == "completed" else doc.get("status")
+        return
+    for choice in doc.get("choices") or []:
+        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            continue
+        delta = choice.get("delta")
+        message = choice.get("message")
+        if isinstance(delta, dict):
+            if isinstance(delta.get("content"), str):
+                answer.parts.append(delta["content"])
+            if delta.get("tool_calls"):
+                answer.parts.append(orjson.dumps(delta["tool_calls"]).decode())
+        elif isinstance(message, dict):
+            if isinstance(message.get("content"), str):
+                answer.parts.append(message["content"])
+            if message.get("tool_calls"):
+                answer.parts.append(orjson.dumps(message["tool_calls"]).decode())
+        elif isinstance(choice.get("text"), str):
+            answer.parts.append(choice["text"])
+        if choice.get("finish_reason"):
+            answer.finish_reason = choice["finish_reason"]
+
+
+def _parse_sse(body: bytes, answer: Answer) -> None:
+    answer.streamed = True
+    for line in body.splitlines():
+        if not line.startswith(b"data:"):
+            continue
+        payload = line[5:].strip()
+        if not payload or payload == b"[DONE]":
+            continue
+        try:
+            _apply_document(answer, orjson.loads(payload))
+        except orjson.JSONDecodeError:
+            answer.error = answer.error or "malformed stream event"
+
+
+def reassemble(
+    body: bytes, *, content_type: str | None, content_encoding: str | None, limit: int
+) -> Answer:
+    """Turn a captured body into text, finish reason and usage; never raises."""
+    answer = Answer()
+    try:
+        raw = _decode(body, content_encoding, limit)
+    except (ValueError, zlib.error) as exc:
+        answer.error = f"undecodable body: {exc}"
+        return answer
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if mime == "text/event-stream" or raw.lstrip().startswith(b"data:"):
+        _parse_sse(raw, answer)
+    else:
+        try:
+            _apply_document(answer, orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            answer.error = answer.error or "response is not JSON"
+    if answer.parts:
+        answer.text = "".join(answer.parts)
+    elif answer.error is None and answer.text is None:
+        answer.text = ""
+    return answer
+
+
+def to_exchange(
+    answer: Answer,
+    *,
+    status: int | None,
+    latency_ms: float | None,
+    ttfb_ms: float | None,
+    truncated: bool,
+    error: str | None = None,
+) -> Exchange:
+    """An `Exchange` for the pair record from a reassembled answer and its timings."""
+    return Exchange(
+        status=status,
+        text=answer.text,
+        finish_reason=answer.finish_reason,
+        usage=answer.usage,
+        latency_ms=latency_ms,
+        ttfb_ms=ttfb_ms,
+        streamed=answer.streamed,
+        truncated=truncated,
+        error=error or answer.error,
+    )

@@ -1,0 +1,101 @@
+"""The `shadowgate` command line: serve, simulate, demo (and the subcommands later issues add).
+
+User mistakes end in one line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway import __version__
+from gateway.errors import ConfigError, ShadowgateError
+
+EXIT_USAGE = 2
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from gateway.serve import run_serve
+
+    return run_serve(Path(args.config))
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from gateway.simulator import PROFILES, run
+
+    if args.profile not in PROFILES:
+        raise ConfigError(
+            f"--profile: unknown profile {args.profile!r} (choose from {', '.join(PROFILES)})"
+        )
+    run(PROFILES[args.profile], host=args.host, port=args.port)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    return run_demo(requests=args.requests, keep_running=args.keep_running)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shadowgate", description="Shadow-traffic gateway for LLM inference endpoints."
+    )
+    parser.add_argument("--version", action="version", version=f"shadowgate {__version__}")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gateway (and an embedded Redis if none is set)")
+    serve.add_argument("--config", required=True, help="path of the YAML config file")
+    serve.set_defaults(func=_cmd_serve)
+
+    simulate = sub.add_parser("simulate", help="run a simulated OpenAI-compatible model server")
+    simulate.add_argument("--profile", default="production")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=9001)
+    simulate.set_defaults(func=_cmd_simulate)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on this machine and report")
+    demo.add_argument("--requests", type=int, default=300, help="prompts to send (default 300)")
+    demo.add_argument(
+        "--keep-running", action="store_true", help="keep the servers up after the report"
+    )
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"shadowgate: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ShadowgateError as exc:
+        print(f"shadowgate: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"shadowgate: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

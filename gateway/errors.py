@@ -1,0 +1,21 @@
+"""One root exception; each leaf names a kind of failure a caller may want to catch."""
+
+
+class ShadowgateError(Exception):
+    """Root of every error shadowgate raises on purpose."""
+
+
+class ConfigError(ShadowgateError, ValueError):
+    """A configuration file or value is invalid; the message names the field."""
+
+
+class UpstreamError(ShadowgateError):
+    """An upstream model server could not be reached or broke the response."""
+
+
+class UpstreamTimeout(UpstreamError, TimeoutError):
+    """An upstream did not answer within its connect, first-byte or read timeout."""
+
+
+class EmbeddedRedisError(ShadowgateError):
+    """The embedded redis-server could not be started."""

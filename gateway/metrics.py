@@ -1,0 +1,75 @@
+"""Prometheus metrics of one gateway process, in a registry of its own (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.constants import METRIC_PREFIX as P
+
+# Upstream latencies run from sub-millisecond (cached or tiny answers) to minutes (long streams).
+_LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
+
+
+class Metrics:
+    """Every metric the gateway writes, registered in `registry`."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            f"{P}requests", "Proxied requests by arm and status code", ["arm", "status"], registry=r
+        )
+        self.upstream_latency = Histogram(
+            f"{P}upstream_latency_seconds",
+            "Time from sending a request upstream to its last byte, by arm",
+            ["arm"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_ttfb = Histogram(
+            f"{P}upstream_ttfb_seconds",
+            "Time from sending a request upstream to its response headers, by arm",
+            ["arm"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.upstream_errors = Counter(
+            f"{P}upstream_errors",
+            "Upstream failures answered by the gateway itself, by arm and kind",
+            ["arm", "kind"],
+            registry=r,
+        )
+        self.client_disconnects = Counter(
+            f"{P}client_disconnects", "Clients that left before their response ended", registry=r
+        )
+        self.shadow = Counter(f"{P}shadow", "Mirrored requests by outcome", ["outcome"], registry=r)
+        self.shadow_skipped = Counter(
+            f"{P}shadow_skipped",
+            "Requests sampled for shadowing but not mirrored, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.shadow_in_flight = Gauge(
+            f"{P}shadow_in_flight", "Mirrored requests currently in flight", registry=r
+        )
+        self.pairs_published = Counter(
+            f"{P}pairs_published", "Pair records written to Redis", registry=r
+        )
+        self.pairs_dropped = Counter(
+            f"{P}pairs_dropped", "Pair records lost, by reason", ["reason"], registry=r
+        )
+        self.publish_buffer = Gauge(
+            f"{P}publish_buffer", "Pair records waiting in the local publish buffer", registry=r
+        )
+        self.redis_up = Gauge(
+            f"{P}redis_up", "1 when the last Redis operation succeeded", registry=r
+        )
+        self.pii = Counter(
+            f"{P}pii_scrubbed",
+            "PII values replaced in mirrored data, by entity",
+            ["entity"],
+            registry=r,
+        )

@@ -1,0 +1,292 @@
+"""The data plane: every request is forwarded to the upstream of its arm and streamed back.
+
+The hot path reads top to bottom: read a small body, assign the arm, maybe start a mirror,
+forward and stream (teeing into a bounded capture when mirrored), hand the capture over.
+Upstream failures before the response started become OpenAI-style 502/504 errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+from yarl import URL
+
+from gateway.arms import ArmAssigner
+from gateway.capture import Capture
+from gateway.config import Config
+from gateway.constants import (
+    ARM_CANARY,
+    ARM_HEADER,
+    ARM_PRODUCTION,
+    REQUEST_ID_HEADER,
+    SHADOW_DROPPED_TOO_LARGE,
+)
+from gateway.headers import response_headers, shadow_request_headers, upstream_request_headers
+from gateway.metrics import Metrics
+from gateway.shadow import Captured, MirrorRequest, ShadowDispatcher, ShadowJob
+from gateway.traffic import TrafficState
+from gateway.upstream import Upstream
+
+log = logging.getLogger("shadowgate.proxy")
+
+_BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
+_RETRYABLE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+_NOT_JSON = object()
+
+
+def error_response(
+    status: int, message: str, code: str, *, arm: str, request_id: str
+) -> web.Response:
+    """An OpenAI-style error body produced by the gateway itself."""
+    body = {"error": {"message": message, "type": "gateway_error", "param": None, "code": code}}
+    return web.Response(
+        status=status,
+        body=orjson.dumps(body),
+        content_type="application/json",
+        headers={ARM_HEADER: arm, REQUEST_ID_HEADER: request_id},
+    )
+
+
+class ProxyHandler:
+    """Handles every data-plane request."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        production: Upstream,
+        candidate: Upstream | None,
+        assigner: ArmAssigner,
+        traffic: TrafficState,
+        dispatcher: ShadowDispatcher | None,
+        metrics: Metrics,
+    ) -> None:
+        self._production = production
+        self._candidate = candidate
+        self._assigner = assigner
+        self._traffic = traffic
+        self._dispatcher = dispatcher
+        self._metrics = metrics
+        self._shadow_paths = frozenset(config.shadow.paths)
+        self._max_body = config.shadow.max_body_bytes
+        self._capture_limit = config.capture.max_bytes
+        self._noise_bp = round(config.shadow.noise_percent * 100)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        body = await self._read_small_body(request)
+        document: Any = None
+        if body is not None and self._assigner.needs_body:
+            document = _parse_json(request, body)
+        live = self._traffic.current
+        unit = self._assigner.unit_value(request.headers, document)
+        assignment = self._assigner.assign(unit, canary_bp=live.canary_bp, shadow_bp=live.shadow_bp)
+        if assignment.canary and self._candidate is not None:
+            return await self._forward(request, self._candidate, ARM_CANARY, body, request_id, None)
+        job = None
+        if assignment.shadow and self._dispatcher is not None:
+            job = self._start_mirror(request, body, document, assignment.unit, request_id)
+        return await self._forward(request, self._production, ARM_PRODUCTION, body, request_id, job)
+
+    async def _read_small_body(self, request: web.Request) -> bytes | None:
+        """The whole body when it is small and on a mirrored route; None means stream it."""
+        length = request.content_length
+        if length is None or length > self._max_body or request.path not in self._shadow_paths:
+            return None
+        return await request.content.readexactly(length) if length else b""
+
+    def _start_mirror(
+        self,
+        request: web.Request,
+        body: bytes | None,
+        document: Any,
+        unit: str | None,
+        request_id: str,
+    ) -> ShadowJob | None:
+        assert self._dispatcher is not None
+        if request.path not in self._shadow_paths or request.method != "POST":
+            self._metrics.shadow_skipped.labels("route").inc()
+            return None
+        if body is None:
+            if request.content_length is None:
+                self._metrics.shadow_skipped.labels("unsized_body").inc()
+            else:
+                self._metrics.shadow.labels(SHADOW_DROPPED_TOO_LARGE).inc()
+            return None
+        if "json" not in request.content_type:
+            self._metrics.shadow_skipped.labels("content_type").inc()
+            return None
+        if document is None:
+            document = _parse_json(request, body)
+        if document is _NOT_JSON:
+            self._metrics.shadow_skipped.labels("malformed_json").inc()
+            return None
+        if not isinstance(document, dict):
+            self._metrics.shadow_skipped.labels("not_an_object").inc()
+            return None
+        mirror = MirrorRequest(
+            route=request.path,
+            path_qs=request.raw_path,
+            method=request.method,
+            document=document,
+            headers=shadow_request_headers(
+                request.headers, request_id=request_id, authorization=None
+            ),
+            unit=unit,
+            noise=self._assigner.chance(self._noise_bp),
+            production_authorization=self._production.authorization
+            or request.headers.get("Authorization"),
+        )
+        return self._dispatcher.start(mirror)
+
+    async def _send(
+        self,
+        request: web.Request,
+        upstream: Upstream,
+        arm: str,
+        body: bytes | None,
+        request_id: str,
+    ) -> aiohttp.ClientResponse:
+        if body is not None:
+            data: Any = body
+            length: int | None = len(body)
+        elif request.body_exists or request.method not in _BODYLESS_METHODS:
+            data, length = (
+                (request.content if request.body_exists else None),
+                request.content_length,
+            )
+        else:
+            data, length = None, None
+        headers = upstream_request_headers(
+            request.headers,
+            content_length=length,
+            forwarded_for=request.remote,
+            forwarded_proto=request.scheme,
+            request_id=request_id,
+            authorization=upstream.authorization,
+            strip_authorization=arm == ARM_CANARY,
+        )
+        url = URL(upstream.url(request.raw_path), encoded=True)
+        attempts = 2 if not isinstance(data, aiohttp.StreamReader) else 1
+        for attempt in range(attempts):
+            try:
+                return await upstream.session.request(
+                    request.method, url, data=data, headers=headers, allow_redirects=False
+                )
+            except _RETRYABLE:
+                # A pooled connection the upstream closed while idle: the request never
+                # reached it, so one retry on a fresh connection is safe.
+                if attempt + 1 == attempts:
+                    raise
+                log.debug("proxy: retrying %s after a dropped pooled connection", arm)
+        raise AssertionError("unreachable")
+
+    async def _forward(
+        self,
+        request: web.Request,
+        upstream: Upstream,
+        arm: str,
+        body: bytes | None,
+        request_id: str,
+        job: ShadowJob | None,
+    ) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        status: int | None = None
+        error: str | None = None
+        capture = Capture(self._capture_limit) if job else None
+        upstream_response: aiohttp.ClientResponse | None = None
+        ttfb_ms: float | None = None
+        complete = False
+        try:
+            try:
+                upstream_response = await self._send(request, upstream, arm, body, request_id)
+            except TimeoutError:
+                status, error = 504, "upstream timed out before responding"
+                self._metrics.upstream_errors.labels(arm, "timeout").inc()
+                return error_response(
+                    504, error, "upstream_timeout", arm=arm, request_id=request_id
+                )
+            except aiohttp.ClientError as exc:
+                status, error = 502, f"upstream unreachable: {type(exc).__name__}"
+                self._metrics.upstream_errors.labels(arm, "connect").inc()
+                return error_response(
+                    502, error, "upstream_unreachable", arm=arm, request_id=request_id
+                )
+            ttfb = loop.time() - started
+            ttfb_ms = ttfb * 1000
+            self._metrics.upstream_ttfb.labels(arm).observe(ttfb)
+            status = upstream_response.status
+            connection = upstream_response.connection
+            if connection is not None and connection.protocol is not None:
+                connection.protocol.read_timeout = upstream.read_timeout_s
+            headers = response_headers(upstream_response.headers)
+            headers[ARM_HEADER] = arm
+            headers[REQUEST_ID_HEADER] = request_id
+            if upstream_response.content_type == "text/event-stream":
+                headers["X-Accel-Buffering"] = "no"
+            response = web.StreamResponse(
+                status=status, reason=upstream_response.reason, headers=headers
+            )
+            await response.prepare(request)
+            try:
+                async for chunk in upstream_response.content.iter_any():
+                    if capture is not None:
+                        capture.feed(chunk)
+                    await response.write(chunk)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # Headers are out: the only honest signal left is to cut the connection.
+                error = f"upstream broke mid-stream: {type(exc).__name__}"
+                self._metrics.upstream_errors.labels(arm, "mid_stream").inc()
+                log.warning("proxy: %s (%s, request %s)", error, arm, request_id)
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+            await response.write_eof()
+            complete = True
+            return response
+        except (asyncio.CancelledError, ConnectionResetError):
+            error = "client disconnected"
+            self._metrics.client_disconnects.inc()
+            raise
+        finally:
+            if upstream_response is not None:
+                if complete:
+                    upstream_response.release()
+                else:
+                    upstream_response.close()
+            elapsed = loop.time() - started
+            self._metrics.requests.labels(arm, str(status)).inc()
+            self._metrics.upstream_latency.labels(arm).observe(elapsed)
+            if job is not None:
+                job.finish(
+                    Captured(
+                        status=status if error is None else None,
+                        body=bytes(capture.buffer) if capture else b"",
+                        truncated=capture.truncated if capture else False,
+                        content_type=upstream_response.headers.get("Content-Type")
+                        if upstream_response is not None
+                        else None,
+                        content_encoding=upstream_response.headers.get("Content-Encoding")
+                        if upstream_response is not None
+                        else None,
+                        latency_ms=elapsed * 1000,
+                        ttfb_ms=ttfb_ms,
+                        error=error,
+                    )
+                )
+
+
+def _parse_json(request: web.Request, body: bytes) -> Any:
+    if "json" not in request.content_type:
+        return _NOT_JSON
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _NOT_JSON

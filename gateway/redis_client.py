@@ -1,0 +1,20 @@
+"""Opens the asyncio Redis client with short timeouts: callers own their retry and backoff."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from gateway.config import RedisConfig
+
+
+def connect(config: RedisConfig, url: str) -> Redis:
+    """A client for `url`; connects lazily, so a dead Redis does not stop start-up."""
+    return Redis.from_url(
+        url,
+        socket_timeout=config.socket_timeout_s,
+        socket_connect_timeout=config.socket_timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=30,
+    )

@@ -1,0 +1,130 @@
+"""The gateway's shared resources, opened once and closed once: upstream sessions, the Redis
+client, the live traffic split, the publisher and the shadow dispatcher, and the tasks that
+keep them running. Both the data-plane and the control-plane apps hold a reference to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+
+from aiohttp import web
+
+from gateway.arms import ArmAssigner
+from gateway.config import Config
+from gateway.constants import KEY_PAIRS, KEY_TRAFFIC
+from gateway.metrics import Metrics
+from gateway.proxy import ProxyHandler
+from gateway.publish import PairPublisher
+from gateway.redis_client import connect
+from gateway.scrub import Scrubber
+from gateway.shadow import ShadowDispatcher
+from gateway.traffic import TrafficSplit, TrafficState
+from gateway.upstream import Upstream
+
+log = logging.getLogger("shadowgate.runtime")
+
+
+class Gateway:
+    """Owns every long-lived resource of one gateway process; use as an async context."""
+
+    def __init__(self, *, config: Config, redis_url: str, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.redis_url = redis_url
+        self.metrics = metrics or Metrics()
+        self.ready = False
+        prefix = config.redis.key_prefix
+        self.production = Upstream(name="production", config=config.upstreams.production)
+        candidate_config = config.upstreams.candidate
+        self.candidate = (
+            Upstream(name="candidate", config=candidate_config) if candidate_config else None
+        )
+        # Mirrors get a pool of their own so they can never take the user's connections.
+        self.shadow_pool = (
+            Upstream(
+                name="shadow",
+                config=candidate_config,
+                max_connections=config.shadow.max_in_flight * 2,
+            )
+            if candidate_config
+            else None
+        )
+        self.redis = connect(config.redis, redis_url)
+        self.traffic = TrafficState(
+            initial=TrafficSplit(
+                shadow_percent=config.traffic.shadow_percent,
+                canary_percent=config.traffic.canary_percent,
+            ),
+            redis=self.redis,
+            key=prefix + KEY_TRAFFIC,
+            poll_s=config.redis.traffic_poll_s,
+            has_candidate=self.candidate is not None,
+        )
+        self.publisher = PairPublisher(
+            redis=self.redis,
+            stream_key=prefix + KEY_PAIRS,
+            config=config.publish,
+            metrics=self.metrics,
+        )
+        self.scrubber = Scrubber(config.scrub)
+        self.dispatcher = (
+            ShadowDispatcher(
+                config=config.shadow,
+                capture=config.capture,
+                candidate=self.candidate,
+                production_url=self.production.base_url,
+                session=self.shadow_pool,
+                scrubber=self.scrubber,
+                publisher=self.publisher,
+                metrics=self.metrics,
+            )
+            if self.candidate is not None and self.shadow_pool is not None
+            else None
+        )
+        self.proxy = ProxyHandler(
+            config=config,
+            production=self.production,
+            candidate=self.candidate,
+            assigner=ArmAssigner(unit_key=config.traffic.unit_key, salt=config.traffic.salt),
+            traffic=self.traffic,
+            dispatcher=self.dispatcher,
+            metrics=self.metrics,
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def upstreams(self) -> list[Upstream]:
+        return [u for u in (self.production, self.candidate, self.shadow_pool) if u is not None]
+
+    async def __aenter__(self) -> Gateway:
+        for upstream in self.upstreams():
+            await upstream.open()
+        await self.traffic.seed()
+        self._tasks.append(asyncio.create_task(self.traffic.run(), name="traffic-poller"))
+        self.publisher.start()
+        self.ready = True
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.ready = False
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+        await self.publisher.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        for upstream in self.upstreams():
+            await upstream.close()
+        await self.redis.aclose()
+
+
+GATEWAY_KEY = web.AppKey("gateway", Gateway)

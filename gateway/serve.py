@@ -1,0 +1,120 @@
+"""`shadowgate serve`: runs the data and control planes until SIGTERM/SIGINT.
+
+With no `redis.url`, an embedded redis-server is started first and stopped last. SIGHUP
+re-reads the config file and applies its traffic split; a bad file is logged and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+
+import uvloop
+from aiohttp import web
+
+from gateway.apps import build_control_app, build_data_app
+from gateway.config import Config, apply_environment, load_config
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.errors import ConfigError
+from gateway.runtime import Gateway
+from gateway.traffic import TrafficSplit
+
+log = logging.getLogger("shadowgate.serve")
+
+
+async def _reload(gateway: Gateway, config_path: Path) -> None:
+    try:
+        fresh = load_config(config_path)
+        split = TrafficSplit(
+            shadow_percent=fresh.traffic.shadow_percent,
+            canary_percent=fresh.traffic.canary_percent,
+        )
+        await gateway.traffic.set(split, source="sighup")
+    except ConfigError as exc:
+        log.error("reload refused, the running config stays: %s", exc)
+        return
+    except Exception as exc:  # the gateway keeps serving whatever went wrong
+        log.error("reload failed, the running config stays: %s", exc)
+        return
+    restart_only = {
+        name
+        for name in ("listen", "control", "upstreams", "redis", "state_dir", "shadow", "scrub")
+        if getattr(fresh, name) != getattr(gateway.config, name)
+    }
+    if restart_only:
+        log.warning(
+            "reload: changes to %s take effect after a restart", ", ".join(sorted(restart_only))
+        )
+
+
+async def serve_async(
+    config: Config, *, redis_url: str, config_path: Path | None, ready: asyncio.Event | None = None
+) -> None:
+    """Run both planes on `redis_url` until a stop signal arrives."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+    async with Gateway(config=config, redis_url=redis_url) as gateway:
+        if config_path is not None:
+
+            def on_hup() -> None:
+                task = asyncio.create_task(_reload(gateway, config_path))
+                reloads.add(task)
+                task.add_done_callback(reloads.discard)
+
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
+        data = web.AppRunner(
+            build_data_app(gateway),
+            handler_cancellation=True,
+            access_log=None,
+            shutdown_timeout=5.0,
+        )
+        control = web.AppRunner(build_control_app(gateway), access_log=None)
+        await data.setup()
+        await control.setup()
+        try:
+            await web.TCPSite(
+                data, config.listen.host, config.listen.port, backlog=config.listen.backlog
+            ).start()
+            await web.TCPSite(control, config.control.host, config.control.port).start()
+            log.info(
+                "shadowgate serving on %s:%d (control %s:%d)",
+                config.listen.host,
+                config.listen.port,
+                config.control.host,
+                config.control.port,
+            )
+            if ready is not None:
+                ready.set()
+            await stop.wait()
+            log.info("shutting down")
+        finally:
+            await data.cleanup()
+            await control.cleanup()
+            for task in reloads:
+                task.cancel()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        with contextlib.suppress(ValueError, RuntimeError):
+            loop.remove_signal_handler(sig)
+
+
+def run_serve(config_path: Path) -> int:
+    """Entry point of `shadowgate serve`; returns the process exit code."""
+    config = apply_environment(load_config(config_path))
+    embedded: EmbeddedRedis | None = None
+    redis_url = config.redis.url
+    if redis_url is None:
+        embedded = EmbeddedRedis(state_dir=config.state_dir)
+        embedded.start()
+        redis_url = embedded.url
+    try:
+        uvloop.run(serve_async(config, redis_url=redis_url, config_path=config_path))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0

@@ -1,0 +1,262 @@
+"""Mirrors sampled requests to the candidate (and, for a noise sample, to production again).
+
+Fire-and-forget and bounded: at most `shadow.max_in_flight` mirrors run at once and a request
+past that is dropped and counted, never queued. Each mirror is one task that scrubs the body,
+calls the candidate with its own credentials, waits for the proxy to hand over production's
+captured answer, then builds the pair record and gives it to the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from gateway.capture import Answer, Capture, reassemble, to_exchange
+from gateway.config import CaptureConfig, ShadowConfig
+from gateway.constants import (
+    SHADOW_DROPPED_SATURATED,
+    SHADOW_FAILED,
+    SHADOW_SENT,
+    SHADOW_TIMEOUT,
+)
+from gateway.metrics import Metrics
+from gateway.publish import PairPublisher
+from gateway.records import Exchange, PairRecord
+from gateway.scrub import Scrubber, ScrubSession
+from gateway.upstream import Upstream
+
+log = logging.getLogger("shadowgate.shadow")
+
+
+@dataclass(slots=True)
+class Captured:
+    """One upstream's raw answer as captured, before reassembly."""
+
+    status: int | None
+    body: bytes
+    truncated: bool
+    content_type: str | None
+    content_encoding: str | None
+    latency_ms: float | None
+    ttfb_ms: float | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorRequest:
+    """What a mirror needs from the user's request; never the request object itself."""
+
+    route: str
+    path_qs: str
+    method: str
+    document: Any
+    headers: dict[str, str]
+    unit: str | None
+    noise: bool
+    production_authorization: str | None
+
+
+class ShadowJob:
+    """The proxy's handle on one mirror: it hands over production's answer when it ends."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self, future: asyncio.Future[Captured]) -> None:
+        self._future = future
+
+    def finish(self, production: Captured) -> None:
+        if not self._future.done():
+            self._future.set_result(production)
+
+
+class ShadowDispatcher:
+    """Starts bounded background mirrors and turns their results into pair records."""
+
+    def __init__(
+        self,
+        *,
+        config: ShadowConfig,
+        capture: CaptureConfig,
+        candidate: Upstream,
+        production_url: str,
+        session: Upstream,
+        scrubber: Scrubber,
+        publisher: PairPublisher,
+        metrics: Metrics,
+    ) -> None:
+        self._config = config
+        self._capture_limit = capture.max_bytes
+        self._candidate = candidate
+        self._production_url = production_url
+        self._session = session
+        self._scrubber = scrubber
+        self._publisher = publisher
+        self._metrics = metrics
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def start(self, mirror: MirrorRequest) -> ShadowJob | None:
+        """Start a mirror, or count it dropped when `max_in_flight` are already running."""
+        if len(self._tasks) >= self._config.max_in_flight:
+            self._metrics.shadow.labels(SHADOW_DROPPED_SATURATED).inc()
+            return None
+        future: asyncio.Future[Captured] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._mirror(mirror, future))
+        self._tasks.add(task)
+        self._metrics.shadow_in_flight.set(len(self._tasks))
+        task.add_done_callback(self._done)
+        return ShadowJob(future)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._metrics.shadow_in_flight.set(len(self._tasks))
+        if not task.cancelled() and task.exception() is not None:
+            log.error("shadow: mirror failed unexpectedly", exc_info=task.exception())
+
+    async def close(self) -> None:
+        """Cancel the mirrors still running (shutdown); their pairs are not published."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _mirror(self, mirror: MirrorRequest, production: asyncio.Future[Captured]) -> None:
+        session = self._scrubber.session()
+        body = orjson.dumps(session.json(mirror.document))
+        candidate_headers = dict(mirror.headers)
+        if self._candidate.authorization is not None:
+            candidate_headers["Authorization"] = self._candidate.authorization
+        candidate_call = asyncio.ensure_future(
+            self._call(self._candidate.url(mirror.path_qs), mirror.method, body, candidate_headers)
+        )
+        noise_call = None
+        if mirror.noise:
+            noise_headers = dict(mirror.headers)
+            if mirror.production_authorization is not None:
+                noise_headers["Authorization"] = mirror.production_authorization
+            noise_call = asyncio.ensure_future(
+                self._call(
+                    self._production_url + mirror.path_qs, mirror.method, body, noise_headers
+                )
+            )
+        try:
+            candidate, outcome = await candidate_call
+            self._metrics.shadow.labels(outcome).inc()
+            noise = (await noise_call)[0] if noise_call else None
+            prod = await production
+        finally:
+            candidate_call.cancel()
+            if noise_call:
+                noise_call.cancel()
+        record = PairRecord(
+            id=uuid.uuid4().hex,
+            ts=time.time(),
+            route=mirror.route,
+            method=mirror.method,
+            unit=mirror.unit,
+            model=_model_name(mirror.document),
+            request=orjson.loads(body),
+            production=self._exchange(prod, session),
+            candidate=self._exchange(candidate, session),
+            noise=self._exchange(noise, session) if noise else None,
+        )
+        record.pii = dict(session.counts)
+        for entity, count in session.counts.items():
+            self._metrics.pii.labels(entity).inc(count)
+        self._publisher.submit(record)
+
+    def _exchange(self, captured: Captured, session: ScrubSession) -> Exchange:
+        answer = (
+            reassemble(
+                captured.body,
+                content_type=captured.content_type,
+                content_encoding=captured.content_encoding,
+                limit=self._capture_limit * 4,
+            )
+            if captured.status is not None and captured.error is None
+            else Answer()
+        )
+        if answer.text:
+            answer.text = session.text(answer.text)
+        if answer.error:
+            answer.error = session.text(answer.error)
+        return to_exchange(
+            answer,
+            status=captured.status,
+            latency_ms=captured.latency_ms,
+            ttfb_ms=captured.ttfb_ms,
+            truncated=captured.truncated,
+            error=captured.error,
+        )
+
+    async def _call(
+        self, url: str, method: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[Captured, str]:
+        """One mirrored call, bounded by `shadow.timeout_s`; returns the capture and its outcome."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        ttfb_ms: float | None = None
+        capture = Capture(self._capture_limit)
+        status: int | None = None
+        content_type = content_encoding = None
+        try:
+            async with asyncio.timeout(self._config.timeout_s):
+                async with self._session.session.request(
+                    method,
+                    URL(url, encoded=True),
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                ) as response:
+                    ttfb_ms = (loop.time() - started) * 1000
+                    status = response.status
+                    content_type = response.headers.get("Content-Type")
+                    content_encoding = response.headers.get("Content-Encoding")
+                    async for chunk in response.content.iter_any():
+                        capture.feed(chunk)
+        except TimeoutError:
+            return self._failed(status, started, ttfb_ms, "timeout"), SHADOW_TIMEOUT
+        except (aiohttp.ClientError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            return self._failed(status, started, ttfb_ms, error), SHADOW_FAILED
+        captured = Captured(
+            status=status,
+            body=bytes(capture.buffer),
+            truncated=capture.truncated,
+            content_type=content_type,
+            content_encoding=content_encoding,
+            latency_ms=(loop.time() - started) * 1000,
+            ttfb_ms=ttfb_ms,
+        )
+        return captured, SHADOW_FAILED if status >= 500 else SHADOW_SENT
+
+    @staticmethod
+    def _failed(status: int | None, started: float, ttfb_ms: float | None, error: str) -> Captured:
+        latency_ms = (asyncio.get_running_loop().time() - started) * 1000
+        return Captured(
+            status=status,
+            body=b"",
+            truncated=False,
+            content_type=None,
+            content_encoding=None,
+            latency_ms=latency_ms,
+            ttfb_ms=ttfb_ms,
+            error=error,
+        )
+
+
+def _model_name(document: Any) -> str | None:
+    if isinstance(document, dict) and isinstance(document.get("model"), str):
+        return str(document["model"])
+    return None

@@ -1,0 +1,1 @@
+"""shadowgate scoring: embeddings, divergence signals, the worker and the rollout judge."""
