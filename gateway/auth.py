@@ -24,7 +24,7 @@ def http_error(
 ) -> web.HTTPException:
     """A raisable HTTP error with a JSON body `{"error": {"message", "status"}}`."""
     return _ERRORS[status](
-        body=orjson.dumps({"error": {"message": message, "status": status}}),
+        text=orjson.dumps({"error": {"message": message, "status": status}}).decode(),
         content_type="application/json",
         headers=headers,
     )

@@ -136,7 +136,7 @@ class RedisConfig(_Model):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is None:
+        if not value:  # "${REDIS_URL:-}" left empty means: use the embedded server
             return None
         scheme = value.split("://", 1)[0] if "://" in value else ""
         if scheme not in ("redis", "rediss", "unix"):

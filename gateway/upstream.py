@@ -14,9 +14,8 @@ class Upstream:
         self.name = name
         self.config = config
         self.base_url = config.url
-        self.authorization = (
-            f"Bearer {config.api_key.get_secret_value()}" if config.api_key else None
-        )
+        key = config.api_key.get_secret_value() if config.api_key else ""
+        self.authorization = f"Bearer {key}" if key else None
         # sock_read bounds the wait for the response headers (the first byte); once they are
         # in, the proxy switches the connection to the between-chunk timeout.
         self.first_byte_timeout = ClientTimeout(

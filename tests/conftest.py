@@ -85,7 +85,7 @@ async def make_rig(redis_url: str, tmp_path: Path) -> AsyncIterator[RigFactory]:
     """Builds gateways on demand: `await make_rig(traffic={...}, shadow={...})`."""
     stack: list[Any] = []
 
-    async def factory(redis: str | None = None, **overrides: Any) -> Rig:
+    async def factory(redis_at: str | None = None, **overrides: Any) -> Rig:
         production, candidate = Recorder(), Recorder()
         production_server = TestServer(build_upstream(production))
         candidate_server = TestServer(build_upstream(candidate))
@@ -107,7 +107,7 @@ async def make_rig(redis_url: str, tmp_path: Path) -> AsyncIterator[RigFactory]:
         }
         _merge(data, overrides)
         config: Config = parse_config(data, env={})
-        gateway = Gateway(config=config, redis_url=redis or redis_url)
+        gateway = Gateway(config=config, redis_url=redis_at or redis_url)
         await gateway.__aenter__()
         stack.append(gateway)
         client = TestClient(

@@ -183,7 +183,7 @@ async def test_dead_redis_does_not_affect_users_and_drops_are_counted(
     make_rig: RigFactory, tmp_path: Path
 ) -> None:
     dead = f"unix://{tmp_path}/no-redis.sock"
-    rig = await make_rig(redis=dead, **SHADOW_ALL, shadow=shadow(), publish={"buffer_size": 2})
+    rig = await make_rig(redis_at=dead, **SHADOW_ALL, shadow=shadow(), publish={"buffer_size": 2})
     reference = await make_rig()
     _, expected = await send_chat(reference)
     for _ in range(5):

@@ -1,0 +1,216 @@
+"""`shadowgate demo`: the whole pipeline on one machine.
+
+Two simulated model servers (production, and a candidate with a known behaviour change), the
+gateway with its embedded Redis, a burst of prompts through the real `openai` client
+(streaming and not, some carrying PII), then a report of what the gateway saw and stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import openai
+import orjson
+import redis
+import uvloop
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.constants import KEY_PAIRS, STREAM_FIELD
+from gateway.demo_prompts import demo_prompts
+from gateway.processes import Child, free_port, shadowgate_command
+from gateway.records import PairRecord
+
+_ADMIN_TOKEN = "demo-admin-token"
+_REVIEWER_TOKEN = "demo-reviewer-token"
+
+
+def _write_config(state_dir: Path, ports: dict[str, int]) -> Path:
+    config = {
+        "listen": {"host": "127.0.0.1", "port": ports["gateway"]},
+        "control": {"host": "127.0.0.1", "port": ports["control"]},
+        "upstreams": {
+            "production": {"url": f"http://127.0.0.1:{ports['production']}"},
+            "candidate": {
+                "url": f"http://127.0.0.1:{ports['candidate']}",
+                "api_key": "candidate-demo-key",
+            },
+        },
+        "traffic": {"shadow_percent": 50, "canary_percent": 10},
+        "shadow": {"noise_percent": 20, "timeout_s": 30},
+        "state_dir": str(state_dir / "state"),
+    }
+    path = state_dir / "shadowgate.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+async def _send_prompts(base_url: str, prompts: list[str], concurrency: int) -> Counter[str]:
+    """Send every prompt through the gateway; returns counts by arm and by failure."""
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="demo-user-key", max_retries=0)
+    rng = random.Random(11)
+    gate = asyncio.Semaphore(concurrency)
+    outcomes: Counter[str] = Counter()
+
+    async def one(i: int, prompt: str) -> None:
+        user = f"user-{rng.randrange(60)}"
+        messages: Any = [{"role": "user", "content": prompt}]
+        async with gate:
+            try:
+                if i % 2:
+                    stream = await client.chat.completions.create(
+                        model="demo", messages=messages, user=user, stream=True,
+                        stream_options={"include_usage": True},
+                    )  # fmt: skip
+                    async for _chunk in stream:
+                        pass
+                    outcomes["streamed"] += 1
+                else:
+                    raw = await client.chat.completions.with_raw_response.create(
+                        model="demo", messages=messages, user=user
+                    )
+                    outcomes[f"arm:{raw.headers.get('x-shadowgate-arm')}"] += 1
+                    raw.parse()
+            except openai.APIError as exc:
+                outcomes[f"error:{type(exc).__name__}"] += 1
+
+    await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
+    await client.close()
+    return outcomes
+
+
+def _metrics(control_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"{control_url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def _sum(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **match: str
+) -> dict[str, float]:
+    """Values of `name` keyed by the one label not fixed by `match`."""
+    out: dict[str, float] = {}
+    for (sample_name, labels), value in samples.items():
+        if sample_name != name:
+            continue
+        label_map = dict(labels)
+        if any(label_map.get(k) != v for k, v in match.items()):
+            continue
+        key = ",".join(f"{k}={v}" for k, v in labels if k not in match) or "total"
+        out[key] = out.get(key, 0.0) + value
+    return out
+
+
+def _wait_for_mirrors(control_url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        samples = _metrics(control_url)
+        if samples.get(("shadowgate_shadow_in_flight", ()), 0) == 0:
+            buffer = samples.get(("shadowgate_publish_buffer", ()), 0)
+            if buffer == 0:
+                return
+        time.sleep(0.2)
+
+
+def _report(control_url: str, redis_socket: Path, outcomes: Counter[str], elapsed_s: float) -> None:
+    samples = _metrics(control_url)
+    client = redis.Redis(unix_socket_path=str(redis_socket))
+    entries = client.xrange(f"shadowgate:{KEY_PAIRS}")
+    client.close()
+    pairs = [PairRecord.from_json(fields[STREAM_FIELD.encode()]) for _, fields in entries]
+    print()
+    print("shadowgate demo report")
+    print("=" * 60)
+    print(f"prompts sent through the openai client: {sum(outcomes.values())} in {elapsed_s:.1f} s")
+    for key, value in sorted(outcomes.items()):
+        print(f"  {key:<28} {int(value)}")
+    print("requests by arm and status:")
+    for key, value in sorted(_sum(samples, "shadowgate_requests_total").items()):
+        print(f"  {key:<28} {int(value)}")
+    print("shadow outcomes:")
+    for key, value in sorted(_sum(samples, "shadowgate_shadow_total").items()):
+        print(f"  {key:<28} {int(value)}")
+    for key, value in sorted(_sum(samples, "shadowgate_shadow_skipped_total").items()):
+        print(f"  skipped {key:<20} {int(value)}")
+    print(f"pairs captured in Redis: {len(pairs)}")
+    with_noise = sum(1 for p in pairs if p.noise is not None)
+    print(f"  with a production noise sample: {with_noise}")
+    pii: Counter[str] = Counter()
+    for pair in pairs:
+        pii.update(pair.pii)
+    if pii:
+        print(
+            "PII replaced in mirrored data: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(pii.items()))
+        )
+    sample = next((p for p in pairs if p.pii), pairs[0] if pairs else None)
+    if sample is not None:
+        print("a sample pair (as stored, scrubbed):")
+        prompt = (
+            sample.request.get("messages", [{}])[-1].get("content")
+            if isinstance(sample.request, dict)
+            else None
+        )
+        print(f"  prompt:     {prompt}")
+        print(f"  production: {(sample.production.text or '')[:160]!r}")
+        print(f"  candidate:  {(sample.candidate.text or '')[:160]!r}")
+    print("=" * 60)
+
+
+def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:
+    """Start everything, send the prompts, print the report; returns an exit code."""
+    workdir = Path(tempfile.mkdtemp(prefix="sgdemo-"))
+    ports = {name: free_port() for name in ("production", "candidate", "gateway", "control")}
+    children: list[Child] = []
+    env = {"SHADOWGATE_ADMIN_TOKEN": _ADMIN_TOKEN, "SHADOWGATE_REVIEWER_TOKEN": _REVIEWER_TOKEN}
+    try:
+        for profile in ("production", "candidate"):
+            child = Child(
+                f"simulator ({profile})",
+                shadowgate_command("simulate", "--profile", profile, "--port", str(ports[profile])),
+                log_path=workdir / f"{profile}.log",
+                env={},
+            )
+            children.append(child)
+        for child, profile in zip(children, ("production", "candidate"), strict=True):
+            child.wait_ready(f"http://127.0.0.1:{ports[profile]}/healthz")
+        config_path = _write_config(workdir, ports)
+        gateway = Child(
+            "gateway",
+            shadowgate_command("serve", "--config", str(config_path)),
+            log_path=workdir / "gateway.log",
+            env=env,
+        )
+        children.append(gateway)
+        control_url = f"http://127.0.0.1:{ports['control']}"
+        gateway.wait_ready(f"{control_url}/readyz", timeout_s=30)
+        print(f"gateway on http://127.0.0.1:{ports['gateway']} (control {control_url}); "
+              f"sending {requests} prompts ...")  # fmt: skip
+        started = time.monotonic()
+        outcomes = uvloop.run(
+            _send_prompts(f"http://127.0.0.1:{ports['gateway']}/v1", demo_prompts(requests), 16)
+        )
+        _wait_for_mirrors(control_url)
+        _report(control_url, workdir / "state" / "redis.sock", outcomes, time.monotonic() - started)
+        print(f"logs and state: {workdir}")
+        if keep_running:
+            print("servers keep running; press Ctrl-C to stop")
+            with contextlib.suppress(KeyboardInterrupt):
+                while all(c.process.poll() is None for c in children):
+                    time.sleep(0.5)
+        return 0
+    finally:
+        for child in reversed(children):
+            child.stop()
