@@ -18,16 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import orjson
 import redis
 import uvloop
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.constants import KEY_PAIRS, STREAM_FIELD
+from gateway.constants import KEY_PAIRS
 from gateway.demo_prompts import demo_prompts
 from gateway.processes import Child, free_port, shadowgate_command
-from gateway.records import PairRecord
+from gateway.records import pairs_from_entries
 
 _ADMIN_TOKEN = "demo-admin-token"
 _REVIEWER_TOKEN = "demo-reviewer-token"
@@ -129,13 +128,13 @@ def _report(control_url: str, redis_socket: Path, outcomes: Counter[str], elapse
     client = redis.Redis(unix_socket_path=str(redis_socket))
     entries = client.xrange(f"shadowgate:{KEY_PAIRS}")
     client.close()
-    pairs = [PairRecord.from_json(fields[STREAM_FIELD.encode()]) for _, fields in entries]
+    pairs = pairs_from_entries(entries)
     print()
     print("shadowgate demo report")
     print("=" * 60)
     print(f"prompts sent through the openai client: {sum(outcomes.values())} in {elapsed_s:.1f} s")
-    for key, value in sorted(outcomes.items()):
-        print(f"  {key:<28} {int(value)}")
+    for outcome, count in sorted(outcomes.items()):
+        print(f"  {outcome:<28} {count}")
     print("requests by arm and status:")
     for key, value in sorted(_sum(samples, "shadowgate_requests_total").items()):
         print(f"  {key:<28} {int(value)}")

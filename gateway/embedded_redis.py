@@ -49,7 +49,7 @@ class EmbeddedRedis:
     """A redis-server on a unix socket under `state_dir`; start(), then `url`, then stop()."""
 
     def __init__(self, *, state_dir: Path, persist: bool = True) -> None:
-        self.state_dir = state_dir.resolve()
+        self.state_dir = state_dir if state_dir.is_absolute() else state_dir.resolve()
         self.socket_path = self.state_dir / "redis.sock"
         self._persist = persist
         self._process: subprocess.Popen[bytes] | None = None

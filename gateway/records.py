@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.constants import PAIR_SCHEMA_VERSION
+from gateway.constants import PAIR_SCHEMA_VERSION, STREAM_FIELD
 
 
 class Usage(BaseModel):
@@ -60,3 +60,8 @@ class PairRecord(BaseModel):
     @classmethod
     def from_json(cls, data: bytes | str) -> PairRecord:
         return cls.model_validate(orjson.loads(data))
+
+
+def pairs_from_entries(entries: Any) -> list[PairRecord]:
+    """Pair records from the `(id, fields)` entries XRANGE or XREADGROUP return."""
+    return [PairRecord.from_json(fields[STREAM_FIELD.encode()]) for _, fields in entries]

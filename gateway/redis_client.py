@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import redis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.driver_info import DriverInfo
 
 from gateway.config import RedisConfig
 
@@ -17,4 +19,7 @@ def connect(config: RedisConfig, url: str) -> Redis:
         socket_connect_timeout=config.socket_timeout_s,
         retry=Retry(NoBackoff(), 0),
         health_check_interval=30,
+        # Given explicitly: otherwise each new connection looks the version up in the
+        # installed package metadata, a blocking file read on the event loop.
+        driver_info=DriverInfo(name="redis-py", lib_version=redis.__version__),
     )

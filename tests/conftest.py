@@ -11,12 +11,20 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
+from blockbuster import blockbuster_ctx
 
 from gateway.apps import build_control_app, build_data_app
 from gateway.config import Config, parse_config
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.runtime import Gateway
 from tests.upstreams import Recorder, build_upstream
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls_in_the_event_loop() -> Iterator[None]:
+    """Fail any blocking call (file, socket, sleep) that project code makes on the loop."""
+    with blockbuster_ctx(["gateway", "scoring"]):
+        yield
 
 
 @pytest.fixture(scope="session")

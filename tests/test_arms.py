@@ -18,13 +18,17 @@ def share_within_noise(hits: int, n: int, percent: float) -> bool:
     return abs(hits - n * p) <= 4.5 * sigma + 1
 
 
-@pytest.mark.parametrize(("canary", "shadow"), [(1.0, 10.0), (5.0, 50.0), (25.0, 2.5), (0.5, 100.0)])
+@pytest.mark.parametrize(
+    ("canary", "shadow"), [(1.0, 10.0), (5.0, 50.0), (25.0, 2.5), (0.5, 100.0)]
+)
 def test_observed_shares_match_configured_percentages(canary: float, shadow: float) -> None:
     assigner = ArmAssigner(unit_key=["header:x-user-id"], salt="s")
     canary_hits = shadow_hits = both = 0
     for i in range(USERS):
         a = assigner.assign(
-            f"header:x-user-id:user-{i}", canary_bp=round(canary * 100), shadow_bp=round(shadow * 100)
+            f"header:x-user-id:user-{i}",
+            canary_bp=round(canary * 100),
+            shadow_bp=round(shadow * 100),
         )
         canary_hits += a.canary
         shadow_hits += a.shadow

@@ -17,7 +17,11 @@ from gateway.redis_client import connect
 
 def record(i: int) -> PairRecord:
     return PairRecord(
-        id=f"p{i}", ts=0.0, route="/v1/chat/completions", production=Exchange(), candidate=Exchange()
+        id=f"p{i}",
+        ts=0.0,
+        route="/v1/chat/completions",
+        production=Exchange(),
+        candidate=Exchange(),
     )
 
 
@@ -47,11 +51,12 @@ async def test_publisher_reconnects_when_redis_comes_back(tmp_path: Path) -> Non
             "shadowgate_pairs_dropped_total", {"reason": "buffer_full"}
         )
         assert dropped == accepted.count(False)
-        server.start()
+        await asyncio.to_thread(server.start)
         published = accepted.count(True)
         await wait_until(
-            lambda: metrics.registry.get_sample_value("shadowgate_pairs_published_total")
-            == published
+            lambda: (
+                metrics.registry.get_sample_value("shadowgate_pairs_published_total") == published
+            )
         )
         reader = aioredis.Redis.from_url(server.url)
         assert await reader.xlen("t:pairs") == published
@@ -59,7 +64,7 @@ async def test_publisher_reconnects_when_redis_comes_back(tmp_path: Path) -> Non
     finally:
         await publisher.close()
         await client.aclose()
-        server.stop()
+        await asyncio.to_thread(server.stop)
 
 
 async def test_stream_is_capped_near_maxlen(redis_url: str) -> None:

@@ -10,8 +10,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.constants import STREAM_FIELD
-from gateway.records import PairRecord
+from gateway.records import PairRecord, pairs_from_entries
 from tests.conftest import Rig, RigFactory
 
 CHAT = "/v1/chat/completions"
@@ -38,7 +37,7 @@ async def read_pairs(rig: Rig, count: int, timeout_s: float = 5.0) -> list[PairR
         entries = await client.xrange(key)
     finally:
         await client.aclose()
-    return [PairRecord.from_json(fields[STREAM_FIELD.encode()]) for _, fields in entries]
+    return pairs_from_entries(entries)
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -147,7 +146,8 @@ async def test_saturated_mirrors_are_dropped_and_counted(make_rig: RigFactory) -
 @pytest.mark.parametrize(
     ("body", "content_type", "counter", "label"),
     [
-        (b'{"messages": [', "application/json", "shadowgate_shadow_skipped_total", "malformed_json"),
+        (b'{"messages": [', "application/json", "shadowgate_shadow_skipped_total",
+         "malformed_json"),
         (b"messages=hi", "application/x-www-form-urlencoded", "shadowgate_shadow_skipped_total",
          "content_type"),
         (b"[1, 2]", "application/json", "shadowgate_shadow_skipped_total", "not_an_object"),
@@ -188,5 +188,7 @@ async def test_dead_redis_does_not_affect_users_and_drops_are_counted(
     _, expected = await send_chat(reference)
     for _ in range(5):
         assert await send_chat(rig) == (200, expected)
-    await rig.wait_for(lambda: rig.metric("shadowgate_pairs_dropped_total", reason="buffer_full") >= 2)
+    await rig.wait_for(
+        lambda: rig.metric("shadowgate_pairs_dropped_total", reason="buffer_full") >= 2
+    )
     assert rig.metric("shadowgate_pairs_published_total") == 0
