@@ -38,6 +38,8 @@ log = logging.getLogger("shadowgate.proxy")
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
 _RETRYABLE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 _NOT_JSON = object()
+# Bodies of known length up to this size are read whole and sent in one write.
+_WHOLE_BODY_BYTES = 64 * 1024
 
 
 def error_response(
@@ -80,7 +82,14 @@ class ProxyHandler:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-        body = await self._read_small_body(request)
+        try:
+            body = await self._read_small_body(request)
+        except asyncio.IncompleteReadError:
+            self._metrics.client_disconnects.inc()
+            return error_response(
+                400, "request body ended early", "incomplete_body", arm=ARM_PRODUCTION,
+                request_id=request_id,
+            )  # fmt: skip
         document: Any = None
         if body is not None and self._assigner.needs_body:
             document = _parse_json(request, body)
@@ -231,6 +240,25 @@ class ProxyHandler:
             headers[REQUEST_ID_HEADER] = request_id
             if upstream_response.content_type == "text/event-stream":
                 headers["X-Accel-Buffering"] = "no"
+            length = upstream_response.content_length
+            if length is not None and length <= _WHOLE_BODY_BYTES and request.method != "HEAD":
+                # A small body of known length: one read, one write (headers and body in one
+                # syscall), and an upstream failure can still become a clean 502.
+                try:
+                    payload = await upstream_response.read()
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    status, error = 502, f"upstream broke the response: {type(exc).__name__}"
+                    self._metrics.upstream_errors.labels(arm, "mid_stream").inc()
+                    return error_response(
+                        502, error, "upstream_broken_response", arm=arm, request_id=request_id
+                    )
+                if capture is not None:
+                    capture.feed(payload)
+                complete = True
+                del headers["Content-Length"]
+                return web.Response(
+                    status=status, reason=upstream_response.reason, headers=headers, body=payload
+                )
             response = web.StreamResponse(
                 status=status, reason=upstream_response.reason, headers=headers
             )
