@@ -119,6 +119,13 @@ async def test_unreachable_upstream_is_an_openai_style_502(make_rig: RigFactory)
     assert rig.metric("shadowgate_requests_total", arm="production", status="502") == 1
 
 
+async def test_upstream_cutting_a_small_answer_short_is_a_502(make_rig: RigFactory) -> None:
+    rig = await make_rig()
+    resp = await rig.client.get("/short")
+    assert resp.status == 502
+    assert orjson.loads(await resp.read())["error"]["code"] == "upstream_broken_response"
+
+
 async def test_upstream_silent_past_first_byte_timeout_is_a_504(make_rig: RigFactory) -> None:
     rig = await make_rig(upstreams={"production": {"first_byte_timeout_s": 0.2}})
     resp = await rig.client.get("/hang")

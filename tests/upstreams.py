@@ -140,6 +140,15 @@ def build_upstream(recorder: Recorder) -> web.Application:
             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
         )
 
+    async def short(request: web.Request) -> web.StreamResponse:
+        await record(request)
+        response = web.StreamResponse(headers={"Content-Length": "100"})
+        await response.prepare(request)
+        await response.write(b"only ten b")
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
     async def redirect(request: web.Request) -> web.Response:
         await record(request)
         raise web.HTTPFound("/elsewhere")
@@ -152,5 +161,6 @@ def build_upstream(recorder: Recorder) -> web.Application:
     app.router.add_post("/hang", hang)
     app.router.add_get("/gzip", gzipped)
     app.router.add_get("/redirect", redirect)
+    app.router.add_get("/short", short)
     app.router.add_route("*", "/{tail:.*}", echo)
     return app
