@@ -32,13 +32,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from gateway.simulator import PROFILES, run
+    import uvloop
+
+    from gateway.simulator import PROFILES, serve_forever
 
     if args.profile not in PROFILES:
-        raise ConfigError(
-            f"--profile: unknown profile {args.profile!r} (choose from {', '.join(PROFILES)})"
-        )
-    run(PROFILES[args.profile], host=args.host, port=args.port)
+        choices = ", ".join(PROFILES)
+        raise ConfigError(f"--profile: unknown profile {args.profile!r} (choose from {choices})")
+    uvloop.run(serve_forever(PROFILES[args.profile], args.host, args.port))
     return 0
 
 

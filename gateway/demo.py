@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import tempfile
 import time
@@ -65,19 +66,22 @@ async def _send_prompts(base_url: str, prompts: list[str], concurrency: int) -> 
         async with gate:
             try:
                 if i % 2:
-                    stream = await client.chat.completions.create(
+                    raw_stream = await client.chat.completions.with_raw_response.create(
                         model="demo", messages=messages, user=user, stream=True,
                         stream_options={"include_usage": True},
                     )  # fmt: skip
-                    async for _chunk in stream:
+                    async for _chunk in raw_stream.parse():
                         pass
                     outcomes["streamed"] += 1
+                    arm = raw_stream.headers.get("x-shadowgate-arm")
                 else:
                     raw = await client.chat.completions.with_raw_response.create(
                         model="demo", messages=messages, user=user
                     )
-                    outcomes[f"arm:{raw.headers.get('x-shadowgate-arm')}"] += 1
                     raw.parse()
+                    outcomes["not streamed"] += 1
+                    arm = raw.headers.get("x-shadowgate-arm")
+                outcomes[f"served by {arm}"] += 1
             except openai.APIError as exc:
                 outcomes[f"error:{type(exc).__name__}"] += 1
 
@@ -132,7 +136,8 @@ def _report(control_url: str, redis_socket: Path, outcomes: Counter[str], elapse
     print()
     print("shadowgate demo report")
     print("=" * 60)
-    print(f"prompts sent through the openai client: {sum(outcomes.values())} in {elapsed_s:.1f} s")
+    sent = sum(v for k, v in outcomes.items() if not k.startswith("served by"))
+    print(f"prompts sent through the openai client: {sent} in {elapsed_s:.1f} s")
     for outcome, count in sorted(outcomes.items()):
         print(f"  {outcome:<28} {count}")
     print("requests by arm and status:")
@@ -170,6 +175,8 @@ def _report(control_url: str, redis_socket: Path, outcomes: Counter[str], elapse
 
 def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:
     """Start everything, send the prompts, print the report; returns an exit code."""
+    for noisy in ("httpx", "httpx2", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     workdir = Path(tempfile.mkdtemp(prefix="sgdemo-"))
     ports = {name: free_port() for name in ("production", "candidate", "gateway", "control")}
     children: list[Child] = []
