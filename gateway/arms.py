@@ -21,8 +21,8 @@ BASIS_POINTS = 10_000
 class Assignment:
     canary: bool
     shadow: bool
-    unit: str | None
-    """Keyed hash of the unit key (hex), safe to store; None when no key was present."""
+    keyed: bool
+    """Whether a unit key decided the assignment (False: a per-request random draw)."""
 
 
 def to_basis_points(percent: float) -> int:
@@ -68,10 +68,10 @@ class ArmAssigner:
         if unit is None:
             canary = canary_bp > 0 and self._rng.randrange(BASIS_POINTS) < canary_bp
             shadow = shadow_bp > 0 and self._rng.randrange(BASIS_POINTS) < shadow_bp
-            return Assignment(canary=canary, shadow=shadow, unit=None)
+            return Assignment(canary=canary, shadow=shadow, keyed=False)
         canary = canary_bp > 0 and self._bucket(b"canary\0", unit) < canary_bp
         shadow = shadow_bp > 0 and self._bucket(b"shadow\0", unit) < shadow_bp
-        return Assignment(canary=canary, shadow=shadow, unit=self.unit_hash(unit))
+        return Assignment(canary=canary, shadow=shadow, keyed=True)
 
     def chance(self, basis_points: int) -> bool:
         """A per-request random draw, for samples that need not be sticky (noise)."""

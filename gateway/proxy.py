@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
+import os
 from typing import Any
 
 import aiohttp
@@ -81,7 +81,7 @@ class ProxyHandler:
         self._noise_bp = round(config.shadow.noise_percent * 100)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        request_id = request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
         try:
             body = await self._read_small_body(request)
         except asyncio.IncompleteReadError:
@@ -94,13 +94,19 @@ class ProxyHandler:
         if body is not None and self._assigner.needs_body:
             document = _parse_json(request, body)
         live = self._traffic.current
-        unit = self._assigner.unit_value(request.headers, document)
-        assignment = self._assigner.assign(unit, canary_bp=live.canary_bp, shadow_bp=live.shadow_bp)
-        if assignment.canary and self._candidate is not None:
-            return await self._forward(request, self._candidate, ARM_CANARY, body, request_id, None)
         job = None
-        if assignment.shadow and self._dispatcher is not None:
-            job = self._start_mirror(request, body, document, assignment.unit, request_id)
+        if live.canary_bp or live.shadow_bp:
+            unit = self._assigner.unit_value(request.headers, document)
+            assignment = self._assigner.assign(
+                unit, canary_bp=live.canary_bp, shadow_bp=live.shadow_bp
+            )
+            if assignment.canary and self._candidate is not None:
+                return await self._forward(
+                    request, self._candidate, ARM_CANARY, body, request_id, None
+                )
+            if assignment.shadow and self._dispatcher is not None:
+                unit_hash = self._assigner.unit_hash(unit) if unit is not None else None
+                job = self._start_mirror(request, body, document, unit_hash, request_id)
         return await self._forward(request, self._production, ARM_PRODUCTION, body, request_id, job)
 
     async def _read_small_body(self, request: web.Request) -> bytes | None:
