@@ -31,6 +31,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run_serve(Path(args.config))
 
 
+def _cmd_score(args: argparse.Namespace) -> int:
+    from gateway.config import apply_environment, load_config
+    from scoring.cli import run_score
+
+    config = apply_environment(load_config(Path(args.config)))
+    redis_url = args.redis_url or config.redis.url
+    if redis_url is None:
+        raise ConfigError("redis.url: a scoring worker needs a Redis URL (or --redis-url)")
+    return run_score(config, redis_url=redis_url)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import uvloop
 
@@ -62,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gateway (and an embedded Redis if none is set)")
     serve.add_argument("--config", required=True, help="path of the YAML config file")
     serve.set_defaults(func=_cmd_serve)
+
+    score = sub.add_parser("score", help="run a scoring worker")
+    score.add_argument("--config", required=True, help="path of the YAML config file")
+    score.add_argument("--redis-url", help="overrides redis.url")
+    score.set_defaults(func=_cmd_score)
 
     simulate = sub.add_parser("simulate", help="run a simulated OpenAI-compatible model server")
     simulate.add_argument("--profile", default="production")

@@ -164,6 +164,46 @@ class ScrubConfig(_Model):
     pseudonym_key: SecretStr | None = None
 
 
+class ScoringConfig(_Model):
+    model: Path | None = Field(
+        default=None, description="ONNX model file; unset: the int8 all-MiniLM-L6-v2"
+    )
+    tokenizer: Path | None = Field(default=None, description="tokenizer.json; unset: bundled")
+    provider: str = "cpu"
+    threads: PositiveInt = 2
+    max_tokens: Annotated[int, Field(ge=16, le=512)] = 256
+    window_stride: PositiveInt = 128
+    batch_size: PositiveInt = 32
+    max_wait_ms: PositiveInt = 50
+    cache_size: Annotated[int, Field(ge=0)] = 4096
+    review_threshold: Annotated[float, Field(ge=0, le=2)] = 0.15
+    noise_quantile: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    noise_window: PositiveInt = 500
+    claim_idle_ms: PositiveInt = 60_000
+    max_attempts: PositiveInt = 3
+    scores_maxlen: PositiveInt = 100_000
+    review_maxlen: PositiveInt = 50_000
+    refusal_patterns: list[str] = Field(default_factory=list)
+    length_ratio_bounds: tuple[float, float] = (0.33, 3.0)
+
+    @field_validator("provider")
+    @classmethod
+    def _check_provider(cls, value: str) -> str:
+        if value not in ("cpu", "cuda"):
+            raise ValueError("must be cpu or cuda")
+        return value
+
+    @field_validator("refusal_patterns")
+    @classmethod
+    def _check_patterns(cls, value: list[str]) -> list[str]:
+        for i, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"entry {i}: invalid regular expression: {exc}") from None
+        return value
+
+
 class Config(_Model):
     listen: ListenConfig = Field(default_factory=ListenConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
@@ -174,6 +214,7 @@ class Config(_Model):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     redis: RedisConfig = Field(default_factory=RedisConfig)
     scrub: ScrubConfig = Field(default_factory=ScrubConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     state_dir: Path = Path(".shadowgate")
     log_level: str = "info"
 

@@ -44,3 +44,10 @@ PAIR_SCHEMA_VERSION: Final = 1
 
 # Every stream entry carries one field holding the record's JSON.
 STREAM_FIELD: Final = "data"
+
+# Scoring: entries that failed `scoring.max_attempts` times, per-entry attempt counts, and
+# the aggregates the rollout judge and /metrics read.
+KEY_DEAD_LETTER: Final = "pairs:dead"
+KEY_ATTEMPTS: Final = "pairs:attempts"
+KEY_AGGREGATES: Final = "aggregates"
+SCORE_SCHEMA_VERSION: Final = 1

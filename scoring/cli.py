@@ -1,0 +1,41 @@
+"""`shadowgate score`: one scoring worker process, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+
+import uvloop
+
+from gateway.config import Config
+from gateway.redis_client import connect
+from scoring.embedder import Embedder
+from scoring.worker import ScoringWorker
+
+log = logging.getLogger("shadowgate.score")
+
+
+async def _run(config: Config, redis_url: str, embedder: Embedder) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    redis = connect(config.redis, redis_url)
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    worker = ScoringWorker(config=config, redis=redis, embedder=embedder, consumer=consumer)
+    log.info("scoring worker %s started", consumer)
+    try:
+        await worker.run(stop)
+    finally:
+        await redis.aclose()
+        log.info("scoring worker %s stopped after %d pairs", consumer, worker.scored)
+
+
+def run_score(config: Config, *, redis_url: str) -> int:
+    """Load the model (a missing one fails here, before any pair), then score until stopped."""
+    embedder = Embedder(config.scoring)
+    uvloop.run(_run(config, redis_url, embedder))
+    return 0

@@ -1,0 +1,61 @@
+"""Records the scoring worker writes: a score for every pair, and review items for the pairs
+a person should look at. One schema each, versioned, serialised with orjson."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+
+from gateway.constants import SCORE_SCHEMA_VERSION
+from gateway.records import PairRecord
+
+
+class ScoreRecord(BaseModel):
+    """How far the candidate's answer is from production's, and why that may matter."""
+
+    schema_version: int = SCORE_SCHEMA_VERSION
+    pair_id: str
+    ts: float
+    route: str
+    model: str | None = None
+    unit: str | None = None
+    semantic: float | None = Field(
+        default=None, description="1 - cosine(candidate, production); None if either is missing"
+    )
+    noise: float | None = Field(default=None, description="1 - cosine(noise, production)")
+    noise_floor: float = 0.0
+    excess: float | None = Field(default=None, description="semantic - noise floor")
+    production_flags: list[str] = Field(default_factory=list)
+    candidate_flags: list[str] = Field(default_factory=list)
+    length_ratio: float | None = None
+    latency_delta_ms: float | None = None
+    token_delta: int | None = None
+    queued: bool = False
+    reasons: list[str] = Field(default_factory=list)
+
+    @property
+    def new_flags(self) -> list[str]:
+        """Flags the candidate raised that production did not."""
+        return [f for f in self.candidate_flags if f not in self.production_flags]
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+
+class ReviewItem(BaseModel):
+    """A pair queued for reviewers, with its score and why it was queued."""
+
+    schema_version: int = SCORE_SCHEMA_VERSION
+    pair: PairRecord
+    score: ScoreRecord
+    priority: float
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> ReviewItem:
+        raw: Any = orjson.loads(data)
+        return cls.model_validate(raw)

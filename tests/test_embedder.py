@@ -1,0 +1,59 @@
+"""The ONNX embedder with the real int8 all-MiniLM-L6-v2 model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway.config import ScoringConfig
+from gateway.errors import ModelNotFoundError
+from scoring.embedder import Embedder
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Embedder:
+    return Embedder(ScoringConfig(threads=1))
+
+
+def test_vectors_are_unit_length_and_meaningful(embedder: Embedder) -> None:
+    vectors = embedder.embed(
+        [
+            "The cat sits on the mat.",
+            "A cat is sitting on a mat.",
+            "Quarterly revenue grew by twelve percent.",
+        ]
+    )
+    assert vectors.shape == (3, embedder.dimension)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    similar, different = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
+    assert similar > 0.8
+    assert different < 0.3
+
+
+def test_batch_order_and_padding_do_not_change_vectors(embedder: Embedder) -> None:
+    texts = ["short", "a somewhat longer sentence about databases and indexes", "mid length text"]
+    alone = np.stack([Embedder(ScoringConfig(cache_size=0)).embed([t])[0] for t in texts])
+    together = Embedder(ScoringConfig(cache_size=0)).embed(texts[::-1])[::-1]
+    assert np.allclose(alone, together, atol=1e-4)
+
+
+def test_a_change_at_the_end_of_a_long_answer_moves_the_embedding(embedder: Embedder) -> None:
+    body = " ".join(f"Step {i}: check the configuration of service {i}." for i in range(80))
+    same_start = [body + " Finally, restart the server.", body + " Finally, delete all data."]
+    vectors = embedder.embed(same_start)
+    assert vectors[0] @ vectors[1] < 0.9999
+
+
+def test_repeated_texts_come_from_the_cache(embedder: Embedder) -> None:
+    before = embedder.cache_hits
+    first = embedder.embed(["cache me please"])
+    second = embedder.embed(["cache me please", "cache me please"])
+    assert embedder.cache_hits == before + 2
+    assert np.array_equal(first[0], second[1])
+
+
+def test_missing_model_is_a_clear_error_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match=r"scoring\.model: no such file"):
+        Embedder(ScoringConfig(model=tmp_path / "missing.onnx"))
