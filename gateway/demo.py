@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import openai
@@ -24,10 +25,11 @@ import uvloop
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.constants import KEY_PAIRS
+from gateway.constants import KEY_PAIRS, KEY_REVIEW, KEY_SCORES
 from gateway.demo_prompts import demo_prompts
 from gateway.processes import Child, free_port, shadowgate_command
 from gateway.records import pairs_from_entries
+from scoring.records import ReviewItem, ScoreRecord
 
 _ADMIN_TOKEN = "demo-admin-token"
 _REVIEWER_TOKEN = "demo-reviewer-token"
@@ -170,7 +172,46 @@ def _report(control_url: str, redis_socket: Path, outcomes: Counter[str], elapse
         print(f"  prompt:     {prompt}")
         print(f"  production: {(sample.production.text or '')[:160]!r}")
         print(f"  candidate:  {(sample.candidate.text or '')[:160]!r}")
+    _report_scores(redis_socket, len(pairs))
     print("=" * 60)
+
+
+def _report_scores(redis_socket: Path, expected: int, timeout_s: float = 60.0) -> None:
+    """What the scoring worker made of the pairs: divergence, flags, the review queue."""
+    client = redis.Redis(unix_socket_path=str(redis_socket))
+    deadline = time.monotonic() + timeout_s
+    while client.xlen(f"shadowgate:{KEY_SCORES}") < expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+    entries: Any = client.xrange(f"shadowgate:{KEY_SCORES}")
+    review: Any = client.xrange(f"shadowgate:{KEY_REVIEW}")
+    client.close()
+    scores = [ScoreRecord.model_validate_json(fields[b"data"]) for _, fields in entries]
+    items = [ReviewItem.from_json(fields[b"data"]) for _, fields in review]
+    print(f"pairs scored by the embedded worker: {len(scores)} of {expected}")
+    excess = sorted(s.excess for s in scores if s.excess is not None)
+    if excess:
+        print(f"  excess divergence over the noise floor: median {median(excess):.3f}, "
+              f"p90 {excess[int(0.9 * (len(excess) - 1))]:.3f}")  # fmt: skip
+    flags: Counter[str] = Counter(f for s in scores for f in s.new_flags)
+    if flags:
+        print("  candidate-only flags: " + ", ".join(f"{k} {v}" for k, v in flags.most_common()))
+    routes: Counter[str] = Counter()
+    for item in items:
+        content = ""
+        if isinstance(item.pair.request, dict):
+            content = str(item.pair.request.get("messages", [{}])[-1].get("content", ""))
+        routes["billing/refund prompts" if _on_weak_topic(content) else "other prompts"] += 1
+    print(f"queued for review: {len(items)} ({', '.join(f'{k} {v}' for k, v in routes.items())})")
+    top = max(items, key=lambda i: i.priority, default=None)
+    if top is not None:
+        print(f"  first in line: {', '.join(top.score.reasons)}")
+        print(f"    production: {(top.pair.production.text or '')[:120]!r}")
+        print(f"    candidate:  {(top.pair.candidate.text or '')[:120]!r}")
+
+
+def _on_weak_topic(prompt: str) -> bool:
+    lowered = prompt.lower()
+    return "refund" in lowered or "billing" in lowered
 
 
 def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:

@@ -101,8 +101,10 @@ def _prompt_of(route: str, doc: dict[str, Any]) -> str | None:
     return prompt if isinstance(prompt, str) else None
 
 
-def _seed_for(profile: SimProfile, prompt: str) -> int:
-    digest = hashlib.blake2b(f"{profile.seed}:{prompt}".encode(), digest_size=8).digest()
+def _seed_for(prompt: str) -> int:
+    # Keyed by the prompt alone: two simulated models agree on a prompt unless a profile
+    # says otherwise (variation, refusals, divergent topics).
+    digest = hashlib.blake2b(prompt.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
 
 
@@ -113,7 +115,7 @@ def _compose(state: SimState, prompt: str, doc: dict[str, Any]) -> tuple[str, st
     lowered = prompt.lower()
     if profile.refuse_percent and rng.random() * 100 < profile.refuse_percent:
         return REFUSAL, "stop"
-    local = random.Random(_seed_for(profile, prompt))
+    local = random.Random(_seed_for(prompt))
     if any(topic in lowered for topic in profile.diverge_topics):
         text = divergent_text(prompt, local)
     else:
