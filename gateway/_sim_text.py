@@ -88,11 +88,12 @@ def _topic(prompt: str) -> str:
     return "general"
 
 
-def _reword(sentence: str, noise: random.Random) -> str:
+def _reword(sentence: str, bank: tuple[str, ...], noise: random.Random) -> str:
     for old, new in _REWORDINGS:
         if re.search(rf"\b{old}\b", sentence) and noise.random() < 0.5:
             return re.sub(rf"\b{old}\b", new, sentence, count=1)
-    return sentence
+    # Nothing to reword: say something else on the same topic instead.
+    return noise.choice(bank)
 
 
 def answer_text(
@@ -104,7 +105,9 @@ def answer_text(
     count = local.randint(3, min(len(bank) + 4, 14))
     sentences = [local.choice(bank) for _ in range(count)]
     if variation:
-        sentences = [_reword(s, noise) if noise.random() < variation else s for s in sentences]
+        sentences = [
+            _reword(s, bank, noise) if noise.random() < variation else s for s in sentences
+        ]
     subject = " ".join(prompt.split()[:6]).rstrip("?.!,")
     return f"About {subject!s}: " + " ".join(sentences)
 
