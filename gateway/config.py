@@ -174,6 +174,7 @@ class ScoringConfig(_Model):
     max_tokens: Annotated[int, Field(ge=16, le=512)] = 256
     window_stride: PositiveInt = 128
     batch_size: PositiveInt = 32
+    inference_batch_size: PositiveInt = 8
     max_wait_ms: PositiveInt = 50
     cache_size: Annotated[int, Field(ge=0)] = 4096
     review_threshold: Annotated[float, Field(ge=0, le=2)] = 0.15

