@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import control
+from gateway import control, review_api
 from gateway.runtime import GATEWAY_KEY, Gateway
 
 
@@ -21,4 +21,5 @@ def build_control_app(gateway: Gateway) -> web.Application:
     app = web.Application()
     app[GATEWAY_KEY] = gateway
     control.add_routes(app)
+    review_api.add_routes(app)
     return app

@@ -205,6 +205,10 @@ class ScoringConfig(_Model):
         return value
 
 
+class ReviewConfig(_Model):
+    lease_s: PositiveFloat = 600.0
+
+
 class Config(_Model):
     listen: ListenConfig = Field(default_factory=ListenConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
@@ -216,6 +220,7 @@ class Config(_Model):
     redis: RedisConfig = Field(default_factory=RedisConfig)
     scrub: ScrubConfig = Field(default_factory=ScrubConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     state_dir: Path = Path(".shadowgate")
     log_level: str = "info"
 

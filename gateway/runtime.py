@@ -26,6 +26,7 @@ from gateway.metrics import Metrics
 from gateway.proxy import ProxyHandler
 from gateway.publish import PairPublisher
 from gateway.redis_client import connect
+from gateway.review import ReviewQueue
 from gateway.scrub import Scrubber
 from gateway.shadow import ShadowDispatcher
 from gateway.traffic import TrafficSplit, TrafficState
@@ -100,6 +101,7 @@ class Gateway:
             dispatcher=self.dispatcher,
             metrics=self.metrics,
         )
+        self.review = ReviewQueue(redis=self.redis, prefix=prefix, lease_s=config.review.lease_s)
         self._tasks: list[asyncio.Task[None]] = []
         self.scoring = SnapshotCollector()
         self.metrics.registry.register(self.scoring)
@@ -111,6 +113,10 @@ class Gateway:
         for upstream in self.upstreams():
             await upstream.open()
         await self.traffic.seed()
+        try:
+            await self.review.ensure_group()
+        except (RedisError, OSError) as exc:
+            log.warning("review: redis unavailable at start: %s", exc)
         self._tasks.append(asyncio.create_task(self.traffic.run(), name="traffic-poller"))
         self._tasks.append(asyncio.create_task(self._refresh_scoring(), name="scoring-metrics"))
         self.publisher.start()

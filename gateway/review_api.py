@@ -1,0 +1,104 @@
+"""The reviewers' HTTP API on the control port: claim, verdict, release, stats.
+
+Reviewers authenticate with the shared reviewer token and name themselves in `x-reviewer`,
+or with a token of their own from `control.reviewer_tokens` (the name comes with it).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.auth import check_token, http_error
+from gateway.constants import REVIEWER_HEADER
+from gateway.review import LABELS, ReviewConflict
+from gateway.runtime import GATEWAY_KEY
+
+
+class VerdictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    note: str | None = Field(default=None, max_length=4000)
+
+    @field_validator("label")
+    @classmethod
+    def _check_label(cls, value: str) -> str:
+        if value not in LABELS:
+            raise ValueError(f"must be one of {', '.join(LABELS)}")
+        return value
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
+
+
+def reviewer_of(request: web.Request) -> str:
+    """The reviewer's name, or a 401/403/400 for a request that does not identify one."""
+    control = request.app[GATEWAY_KEY].config.control
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer" and token:
+        for name, secret in control.reviewer_tokens.items():
+            if hmac.compare_digest(token.encode(), secret.get_secret_value().encode()):
+                return name
+    if control.reviewer_token is None and control.reviewer_tokens:
+        raise http_error(403, "not a valid reviewer token")
+    check_token(request, control.reviewer_token, what="reviewer")
+    name = request.headers.get(REVIEWER_HEADER, "").strip()
+    if not name or len(name) > 64 or "|" in name:
+        raise http_error(400, f"name yourself in the {REVIEWER_HEADER} header (1-64 characters)")
+    return name
+
+
+async def claim(request: web.Request) -> web.Response:
+    reviewer = reviewer_of(request)
+    claimed = await request.app[GATEWAY_KEY].review.claim(reviewer)
+    if claimed is None:
+        return web.Response(status=204)
+    return _json({"id": claimed.id, "lease_expires_at": claimed.lease_expires_at, **claimed.item})
+
+
+async def verdict(request: web.Request) -> web.Response:
+    reviewer = reviewer_of(request)
+    try:
+        body = VerdictBody.model_validate(orjson.loads(await request.read()))
+    except orjson.JSONDecodeError:
+        raise http_error(400, 'body must be JSON: {"label": ...}') from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise http_error(400, f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
+    try:
+        record = await request.app[GATEWAY_KEY].review.verdict(
+            reviewer, request.match_info["id"], label=body.label, tags=body.tags, note=body.note
+        )
+    except ReviewConflict as exc:
+        raise http_error(409, exc.reason) from None
+    return _json(record.model_dump(mode="json", exclude={"item"}))
+
+
+async def release(request: web.Request) -> web.Response:
+    reviewer = reviewer_of(request)
+    try:
+        await request.app[GATEWAY_KEY].review.release(reviewer, request.match_info["id"])
+    except ReviewConflict as exc:
+        raise http_error(409, exc.reason) from None
+    return _json({"released": request.match_info["id"]})
+
+
+async def stats(request: web.Request) -> web.Response:
+    reviewer_of(request)
+    return _json(await request.app[GATEWAY_KEY].review.stats())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/review/claim", claim)
+    app.router.add_post("/review/{id}/verdict", verdict)
+    app.router.add_post("/review/{id}/release", release)
+    app.router.add_get("/review/stats", stats)
