@@ -6,7 +6,10 @@ or with a token of their own from `control.reviewer_tokens` (the name comes with
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
+from importlib import resources
 from typing import Any
 
 import orjson
@@ -97,7 +100,32 @@ async def stats(request: web.Request) -> web.Response:
     return _json(await request.app[GATEWAY_KEY].review.stats())
 
 
+@functools.cache
+def _page() -> bytes:
+    return (resources.files("gateway") / "static" / "review.html").read_bytes()
+
+
+async def page(request: web.Request) -> web.Response:
+    """The reviewer page: plain HTML and JS, no build step; it signs in with the token."""
+    body = await asyncio.to_thread(_page)
+    return web.Response(
+        body=body,
+        content_type="text/html",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
+            "script-src 'unsafe-inline'; connect-src 'self'",
+        },
+    )
+
+
+async def page_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/review/")
+
+
 def add_routes(app: web.Application) -> None:
+    app.router.add_get("/review/", page)
+    app.router.add_get("/review", page_redirect)
     app.router.add_post("/review/claim", claim)
     app.router.add_post("/review/{id}/verdict", verdict)
     app.router.add_post("/review/{id}/release", release)

@@ -1,0 +1,96 @@
+"""The reviewer page in a real browser: Debian's Chromium, headless, driven by Playwright,
+against a gateway with the embedded Redis and queued items."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import RigFactory
+from tests.test_review import TOKEN, enqueue, review_rig
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: str) -> AsyncIterator[Any]:
+    playwright_api = pytest.importorskip("playwright.async_api")
+    async with playwright_api.async_playwright() as playwright:
+        instance = await playwright.chromium.launch(
+            executable_path=chromium,
+            headless=True,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            ],
+        )  # fmt: skip
+        yield instance
+        await instance.close()
+
+
+async def sign_in(page: Any, url: str) -> None:
+    await page.goto(url)
+    await page.fill("#token", TOKEN)
+    await page.fill("#name", "ann")
+    await page.click("#login button[type=submit]")
+
+
+async def test_reviewer_judges_by_keyboard_and_sees_stats_change(
+    make_rig: RigFactory, browser: Any
+) -> None:
+    rig = await review_rig(make_rig)
+    await enqueue(rig, [3.0, 2.0, 1.0])
+    page = await browser.new_page()
+    await sign_in(page, str(rig.control.make_url("/review/")))
+    await page.wait_for_selector("#item:not(.hidden)")
+    assert await page.text_content("#production") == "Paris."
+    assert await page.inner_html("#candidate") == "<del>Paris.</del><ins>Lyon.</ins>"
+    assert "excess 3.000" in (await page.text_content("#scores") or "")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "review-page.png"), full_page=True)
+
+    await page.keyboard.press("1")
+    await page.wait_for_selector("#message:has-text('Saved: regression')")
+    await page.wait_for_selector("#stats:has-text('done 1')")
+    await page.keyboard.press("n")
+    await page.keyboard.type("wrong city")
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("2")
+    await page.wait_for_selector("#stats:has-text('done 2')")
+    await page.keyboard.press("s")
+    await page.wait_for_selector("#message:has-text('Skipped')")
+    await page.keyboard.press("3")
+    await page.wait_for_selector("#empty:not(.hidden)")
+    await page.wait_for_selector("#stats:has-text('improvement 1')")
+    stats = await (await rig.control.get("/review/stats", headers={
+        "Authorization": f"Bearer {TOKEN}", "x-reviewer": "ann"})).json()  # fmt: skip
+    assert stats["verdicts"] == {"regression": 1, "acceptable": 1, "improvement": 1}
+    await page.keyboard.press("?")
+    await page.wait_for_selector("#help.show")
+
+
+async def test_page_shows_the_empty_queue_and_a_refused_late_verdict(
+    make_rig: RigFactory, browser: Any
+) -> None:
+    rig = await review_rig(make_rig, lease_s=1.0)
+    page = await browser.new_page()
+    await sign_in(page, str(rig.control.make_url("/review/")))
+    await page.wait_for_selector("#empty:not(.hidden)")
+    await enqueue(rig, [1.0])
+    await page.click("#refresh")
+    await page.wait_for_selector("#item:not(.hidden)")
+    await page.wait_for_selector("#lease:has-text('expired')", timeout=5000)
+    await page.keyboard.press("1")
+    await page.wait_for_selector("#message.error:has-text('expired')")
