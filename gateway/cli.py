@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import __version__
+from gateway import __version__, review_cli
 from gateway.errors import ConfigError, ShadowgateError
 
 EXIT_USAGE = 2
@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=9001)
     simulate.set_defaults(func=_cmd_simulate)
+
+    review_cli.add_parser(sub)
 
     demo = sub.add_parser("demo", help="run the whole pipeline on this machine and report")
     demo.add_argument("--requests", type=int, default=300, help="prompts to send (default 300)")

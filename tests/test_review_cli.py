@@ -1,0 +1,72 @@
+"""`shadowgate review` from a terminal against a running control plane, and the export."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import orjson
+import yaml
+
+from tests.conftest import RigFactory
+from tests.test_review import TOKEN, enqueue, review_rig
+
+
+async def cli(*args: str, url: str = "") -> tuple[int, str]:
+    env = {**os.environ, "SHADOWGATE_REVIEWER_TOKEN": TOKEN}
+    extra = ["--url", url, "--reviewer", "terminal-tom"] if url else []
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "review", *extra, *args,
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def test_terminal_reviewer_claims_judges_and_exports(
+    make_rig: RigFactory, tmp_path: Path
+) -> None:
+    rig = await review_rig(make_rig)
+    await enqueue(rig, [2.0, 1.0])
+    url = str(rig.control.make_url("")).rstrip("/")
+
+    code, out = await cli("next", url=url)
+    assert code == 0
+    assert "--- candidate\nLyon." in out
+    item_id = out.split()[1]
+    code, out = await cli("verdict", item_id, "regression", "--tag", "geo", url=url)
+    assert (code, out.strip()) == (0, "recorded: regression by terminal-tom")
+    code, out = await cli("verdict", item_id, "acceptable", url=url)
+    assert code == 1
+    assert "409 this item already has a verdict" in out
+
+    code, out = await cli("next", url=url)
+    second = out.split()[1]
+    await cli("verdict", second, "acceptable", url=url)
+    code, out = await cli("stats", url=url)
+    assert orjson.loads(out)["verdicts"] == {"regression": 1, "acceptable": 1}
+
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({
+        "upstreams": {"production": {"url": "http://127.0.0.1:1"}},
+        "redis": {"url": rig.gateway.redis_url, "key_prefix": rig.gateway.config.redis.key_prefix},
+    }))  # fmt: skip
+    golden = tmp_path / "golden.jsonl"
+    code, out = await cli("export", str(golden), "--config", str(config), "--label", "regression")
+    assert code == 0
+    assert "wrote 1 of 2 verdicts" in out
+    (record,) = [orjson.loads(line) for line in golden.read_bytes().splitlines()]
+    assert record["label"] == "regression"
+    assert record["tags"] == ["geo"]
+    assert (record["production"], record["candidate"]) == ("Paris.", "Lyon.")
+    assert record["reviewer"] == "terminal-tom"
+
+
+async def test_unreachable_control_plane_is_one_clear_line() -> None:
+    code, out = await cli("stats", url="http://127.0.0.1:9")
+    assert code == 1
+    assert out.strip().startswith("shadowgate: cannot reach http://127.0.0.1:9")
+    assert len(out.strip().splitlines()) == 1
