@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,26 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if redis_url is None:
         raise ConfigError("redis.url: a scoring worker needs a Redis URL (or --redis-url)")
     return run_score(config, redis_url=redis_url)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from gateway.config import ScoringConfig, apply_environment, load_config
+    from scoring.replay import run_replay
+
+    scoring = (
+        apply_environment(load_config(Path(args.config))).scoring
+        if args.config
+        else ScoringConfig()
+    )
+    if args.threshold is not None:
+        scoring = scoring.model_copy(update={"review_threshold": args.threshold})
+    return run_replay(
+        Path(args.golden),
+        candidate=args.candidate,
+        api_key=os.environ.get("SHADOWGATE_CANDIDATE_API_KEY"),
+        config=scoring,
+        max_regression_share=args.max_regressions,
+    )
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -86,6 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=_cmd_simulate)
 
     review_cli.add_parser(sub)
+
+    replay = sub.add_parser("replay", help="replay a golden set against a model")
+    replay.add_argument("golden", help="JSON lines written by `shadowgate review export`")
+    replay.add_argument("--candidate", required=True, help="base URL of the model under test")
+    replay.add_argument("--config", help="take scoring settings from this config")
+    replay.add_argument("--threshold", type=float, help="divergence above which a case regresses")
+    replay.add_argument(
+        "--max-regressions", type=float, default=0.05, help="allowed share (default 0.05)"
+    )
+    replay.set_defaults(func=_cmd_replay)
 
     demo = sub.add_parser("demo", help="run the whole pipeline on this machine and report")
     demo.add_argument("--requests", type=int, default=300, help="prompts to send (default 300)")
