@@ -252,6 +252,9 @@ def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:
         _wait_for_mirrors(control_url)
         _report(control_url, workdir / "state" / "redis.sock", outcomes, time.monotonic() - started)
         print(f"logs and state: {workdir}")
+        print(f"reviewer page: {control_url}/review/  (reviewer token: {_REVIEWER_TOKEN})")
+        if not keep_running:
+            print("  run `shadowgate demo --keep-running` to keep the servers up and review there")
         if keep_running:
             print("servers keep running; press Ctrl-C to stop")
             with contextlib.suppress(KeyboardInterrupt):
