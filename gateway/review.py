@@ -26,22 +26,42 @@ from gateway.constants import GROUP_REVIEWERS, KEY_REVIEW, KEY_VERDICTS
 LABELS: Final = ("regression", "acceptable", "improvement")
 INTAKE: Final = "intake"
 
-# KEYS: stream, queue, leases, priorities. ARGV: group, reviewer, now_ms, lease_ms.
+# KEYS: stream, queue, leases, priorities, tags.
+# ARGV: group, reviewer, now_ms, lease_ms, wanted tag ("" for any).
+# A tag filter looks at the 500 highest items only: a filter for something rare may find
+# nothing even though matching items wait further down.
 _CLAIM = """
-while true do
-  local popped = redis.call('ZPOPMAX', KEYS[2])
-  if #popped == 0 then return false end
-  local id = popped[1]
+local function take(id)
   local claimed = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
   if #claimed > 0 then
     redis.call('HSET', KEYS[3], id, ARGV[2] .. '|' .. ARGV[3] .. '|' .. (ARGV[3] + ARGV[4]))
     return id
   end
   redis.call('HDEL', KEYS[4], id)
+  redis.call('HDEL', KEYS[5], id)
+  return false
 end
+if ARGV[5] == '' then
+  while true do
+    local popped = redis.call('ZPOPMAX', KEYS[2])
+    if #popped == 0 then return false end
+    local id = take(popped[1])
+    if id then return id end
+  end
+end
+local wanted = '|' .. ARGV[5] .. '|'
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[2], 0, 499)) do
+  local tags = redis.call('HGET', KEYS[5], id) or ''
+  if string.find(tags, wanted, 1, true) then
+    redis.call('ZREM', KEYS[2], id)
+    local taken = take(id)
+    if taken then return taken end
+  end
+end
+return false
 """
 
-# KEYS: stream, leases, verdicts, stats, durations, priorities, queue.
+# KEYS: stream, leases, verdicts, stats, durations, priorities, queue, tags.
 # ARGV: group, reviewer, id, now_ms, verdict json, label, route.
 _VERDICT = """
 local lease = redis.call('HGET', KEYS[2], ARGV[3])
@@ -57,6 +77,7 @@ redis.call('XADD', KEYS[3], '*', 'data', ARGV[5])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HDEL', KEYS[2], ARGV[3])
 redis.call('HDEL', KEYS[6], ARGV[3])
+redis.call('HDEL', KEYS[8], ARGV[3])
 redis.call('ZREM', KEYS[7], ARGV[3])
 redis.call('HINCRBY', KEYS[4], 'label:' .. ARGV[6], 1)
 redis.call('HINCRBY', KEYS[4], 'route:' .. ARGV[7] .. ':' .. ARGV[6], 1)
@@ -114,6 +135,15 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _tags(item: dict[str, Any]) -> str:
+    """The filterable tags of a review item, delimited for an exact substring match."""
+    route = (item.get("pair") or {}).get("route", "")
+    score = item.get("score") or {}
+    production = set(score.get("production_flags") or [])
+    flags = [f for f in score.get("candidate_flags") or [] if f not in production]
+    return "|" + "|".join([f"route:{route}", *(f"flag:{f}" for f in flags)]) + "|"
+
+
 class ReviewQueue:
     """Claims, verdicts, releases and stats on the review stream of one key prefix."""
 
@@ -123,6 +153,7 @@ class ReviewQueue:
         self._queue = prefix + "review:queue"
         self._leases = prefix + "review:leases"
         self._priorities = prefix + "review:priority"
+        self._tags = prefix + "review:tags"
         self._stats = prefix + "review:stats"
         self._durations = prefix + "review:durations"
         self._verdicts = prefix + KEY_VERDICTS
@@ -165,20 +196,24 @@ class ReviewQueue:
             if fields is None:  # deleted from the stream (trimmed): nothing to review
                 pipe.xack(self._stream, GROUP_REVIEWERS, entry_id)
                 continue
-            priority = 0.0
-            with contextlib.suppress(KeyError, ValueError, AttributeError):
-                priority = float(orjson.loads(fields[b"data"]).get("priority", 0.0))
+            priority, tags = 0.0, ""
+            with contextlib.suppress(KeyError, ValueError, AttributeError, TypeError):
+                item = orjson.loads(fields[b"data"])
+                priority = float(item.get("priority", 0.0))
+                tags = _tags(item)
             pipe.hset(self._priorities, entry_id, priority)
+            pipe.hset(self._tags, entry_id, tags)
             pipe.zadd(self._queue, {entry_id: priority}, nx=True)
         await pipe.execute()
 
-    async def claim(self, reviewer: str) -> Claimed | None:
-        """Lease the highest-priority item to `reviewer`; None when the queue is empty."""
+    async def claim(self, reviewer: str, *, tag: str = "") -> Claimed | None:
+        """Lease the highest-priority item to `reviewer`, optionally only items with `tag`
+        (`route:/v1/chat/completions`, `flag:refusal`); None when nothing matches."""
         await self._intake()
         now_ms = int(time.time() * 1000)
-        keys = [self._stream, self._queue, self._leases, self._priorities]
+        keys = [self._stream, self._queue, self._leases, self._priorities, self._tags]
         entry_id = await self._claim(
-            keys=keys, args=[GROUP_REVIEWERS, reviewer, now_ms, self._lease_ms]
+            keys=keys, args=[GROUP_REVIEWERS, reviewer, now_ms, self._lease_ms, tag]
         )
         if entry_id is None:
             return None
@@ -214,7 +249,7 @@ class ReviewQueue:
         )
         keys = [
             self._stream, self._leases, self._verdicts, self._stats, self._durations,
-            self._priorities, self._queue,
+            self._priorities, self._queue, self._tags,
         ]  # fmt: skip
         args: list[str | bytes | int] = [
             GROUP_REVIEWERS, reviewer, entry_id, int(now * 1000),

@@ -61,7 +61,13 @@ def reviewer_of(request: web.Request) -> str:
 
 async def claim(request: web.Request) -> web.Response:
     reviewer = reviewer_of(request)
-    claimed = await request.app[GATEWAY_KEY].review.claim(reviewer)
+    route, flag = request.query.get("route"), request.query.get("flag")
+    if route and flag:
+        raise http_error(400, "filter by route or by flag, not both")
+    tag = f"route:{route}" if route else f"flag:{flag}" if flag else ""
+    if "|" in tag:
+        raise http_error(400, "a filter must not contain '|'")
+    claimed = await request.app[GATEWAY_KEY].review.claim(reviewer, tag=tag)
     if claimed is None:
         return web.Response(status=204)
     return _json({"id": claimed.id, "lease_expires_at": claimed.lease_expires_at, **claimed.item})

@@ -8,6 +8,7 @@ import os
 import sys
 import textwrap
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,9 @@ def add_parser(sub: Any) -> None:
                         "http://127.0.0.1:8081"), help="control-plane URL")  # fmt: skip
     review.add_argument("--reviewer", default=os.environ.get("USER", ""), help="your name")
     actions = review.add_subparsers(dest="action", required=True)
-    actions.add_parser("next", help="claim the next item and show it")
+    nxt = actions.add_parser("next", help="claim the next item and show it")
+    nxt.add_argument("--route", help="only items of this route")
+    nxt.add_argument("--flag", help="only items with this candidate flag (e.g. refusal)")
     verdict = actions.add_parser("verdict", help="judge an item you hold")
     verdict.add_argument("id")
     verdict.add_argument("label", choices=LABELS)
@@ -136,7 +139,10 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "export":
         return export(args)
     if args.action == "next":
-        item = _call(args, "POST", "/review/claim")
+        query = urllib.parse.urlencode(
+            {k: v for k, v in (("route", args.route), ("flag", args.flag)) if v}
+        )
+        item = _call(args, "POST", "/review/claim" + (f"?{query}" if query else ""))
         if item is None:
             print("the review queue is empty")
         else:

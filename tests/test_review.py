@@ -28,16 +28,24 @@ async def review_rig(make_rig: RigFactory, lease_s: float = 600) -> Rig:
     )
 
 
-async def enqueue(rig: Rig, priorities: list[float], route: str = "/v1/chat/completions") -> None:
+async def enqueue(
+    rig: Rig,
+    priorities: list[float],
+    route: str = "/v1/chat/completions",
+    flags: list[str] | None = None,
+) -> None:
     client = connect(RedisConfig(), rig.gateway.redis_url)
     key = rig.gateway.config.redis.key_prefix + "review"
     for n, priority in enumerate(priorities):
         pair = PairRecord(
-            id=f"pair-{n}", ts=0.0, route=route,
+            id=f"pair-{route}-{n}", ts=0.0, route=route,
             production=Exchange(status=200, text="Paris."),
             candidate=Exchange(status=200, text="Lyon."),
         )  # fmt: skip
-        score = ScoreRecord(pair_id=pair.id, ts=0.0, route=route, excess=priority, queued=True)
+        score = ScoreRecord(
+            pair_id=pair.id, ts=0.0, route=route, excess=priority, queued=True,
+            candidate_flags=flags or [],
+        )  # fmt: skip
         item = ReviewItem(pair=pair, score=score, priority=priority)
         await client.xadd(key, {"data": item.to_json()})
     await client.aclose()
@@ -61,8 +69,8 @@ async def test_claims_come_in_priority_order_then_the_queue_is_empty(
 ) -> None:
     rig = await review_rig(make_rig)
     await enqueue(rig, [0.2, 10.5, 0.9])
-    order = [(await claim(rig, "ann"))[1]["pair"]["id"] for _ in range(3)]
-    assert order == ["pair-1", "pair-2", "pair-0"]
+    order = [(await claim(rig, "ann"))[1]["score"]["excess"] for _ in range(3)]
+    assert order == [10.5, 0.9, 0.2]
     status, _ = await claim(rig, "ann")
     assert status == 204
 
@@ -209,3 +217,20 @@ async def test_bad_verdicts_are_a_400(
     )
     assert resp.status == 400
     assert message in await resp.text()
+
+
+async def test_claims_can_be_filtered_by_route_or_flag(make_rig: RigFactory) -> None:
+    rig = await review_rig(make_rig)
+    await enqueue(rig, [5.0, 4.0], route="/v1/chat/completions")
+    await enqueue(rig, [1.0], route="/v1/completions", flags=["refusal"])
+    resp = await rig.control.post("/review/claim?route=/v1/completions", headers=as_reviewer("a"))
+    assert orjson.loads(await resp.read())["pair"]["route"] == "/v1/completions"
+    resp = await rig.control.post("/review/claim?flag=refusal", headers=as_reviewer("a"))
+    assert resp.status == 204
+    resp = await rig.control.post("/review/claim?route=/v1/responses", headers=as_reviewer("a"))
+    assert resp.status == 204
+    _, item = await claim(rig, "a")
+    assert item["pair"]["route"] == "/v1/chat/completions"
+    assert item["score"]["excess"] == 5.0
+    resp = await rig.control.post("/review/claim?route=x&flag=y", headers=as_reviewer("a"))
+    assert resp.status == 400
