@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import string
 from collections import Counter
 from pathlib import Path
 
@@ -54,6 +56,85 @@ HARD_NEGATIVES = (
     "Matrix [[1, 2, 3], [4, 5, 6]] has determinant 0.",
     "The year 1999 had 365 days and 52 weeks.",
 )
+
+
+def _token(rng: random.Random, alphabet: str, length: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(length))
+
+
+def secret_samples(count: int = 300, seed: int = 3) -> list[tuple[str, str]]:
+    """Sentences with one generated secret each, in the shapes providers issue: (text, secret)."""
+    rng = random.Random(seed)
+    alnum = string.ascii_letters + string.digits
+    b64url = alnum + "-_"
+    shapes = [
+        lambda: "sk-" + _token(rng, alnum, 48),
+        lambda: "sk-proj-" + _token(rng, b64url, 56),
+        lambda: "sk-ant-api03-" + _token(rng, b64url, 60),
+        lambda: "AKIA" + _token(rng, string.ascii_uppercase + string.digits, 16),
+        lambda: "ghp_" + _token(rng, alnum, 36),
+        lambda: "github_pat_" + _token(rng, alnum + "_", 70),
+        lambda: "xoxb-" + _token(rng, string.digits, 12) + "-" + _token(rng, alnum, 24),
+        lambda: "sk_live_" + _token(rng, alnum, 24),
+        lambda: "AIza" + _token(rng, b64url, 35),
+        lambda: (
+            "eyJ"
+            + _token(rng, b64url, 20)
+            + ".eyJ"
+            + _token(rng, b64url, 40)
+            + "."
+            + _token(rng, b64url, 43)
+        ),
+        lambda: _token(rng, alnum, 32),  # a bare random value: only its label gives it away
+    ]
+    frames = [
+        "Our key is {s}, please rotate it.",
+        "export OPENAI_API_KEY={s}",
+        'config = {{"api_key": "{s}"}}',
+        "Authorization: Bearer {s}",
+        "password: {s}",
+        "the token={s} expired yesterday",
+        "Why does {s} return 401 now?",
+    ]
+    out = []
+    for _ in range(count):
+        shape = rng.randrange(len(shapes))
+        secret = shapes[shape]()
+        frame = rng.choice(frames if shape != len(shapes) - 1 else frames[:6])
+        out.append((frame.format(s=secret), secret))
+    return out
+
+
+SECRET_NEGATIVES = (
+    "The token: see below for details.",
+    "Set password: ******** in the form.",
+    "Use the key in the second drawer.",
+    "API keys are rotated every 90 days; see docs/security.md.",
+    "sk-learn is a common typo for scikit-learn.",
+    "The skeleton key opened every door.",
+    "Bearer bonds were common in the 1920s.",
+    "The secret to a good risotto is patience.",
+)
+
+
+def evaluate_secrets() -> None:
+    scrubber = Scrubber(ScrubConfig())
+    found = detected = correct = 0
+    samples = secret_samples()
+    for text, secret in samples:
+        start = text.index(secret)
+        span = (start, start + len(secret))
+        hits = [(a, b) for a, b, e in scrubber.detect(text) if e == "SECRET"]
+        detected += len(hits)
+        correct += sum(overlaps(span, hit) for hit in hits)
+        found += any(overlaps(span, hit) for hit in hits)
+    false_positives = sum(
+        1 for text in SECRET_NEGATIVES for *_, e in scrubber.detect(text) if e == "SECRET"
+    )
+    detected += false_positives
+    print(f"secrets: {len(samples)} generated in 11 shapes and 7 contexts + "
+          f"{len(SECRET_NEGATIVES)} look-alikes: recall {found / len(samples):.3f}, "
+          f"precision {correct / detected:.3f}, false positives {false_positives}")  # fmt: skip
 
 
 def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -110,6 +191,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     evaluate(parser.parse_args().data)
+    evaluate_secrets()
 
 
 if __name__ == "__main__":

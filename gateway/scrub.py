@@ -94,7 +94,8 @@ _BEARER: Final = re.compile(r"(?i:bearer)\s{1,8}([A-Za-z0-9._~+/-]{16,4096}={0,2
 _SECRET_WORDS: Final = ("key", "secret", "token", "passw", "pwd", "sig")
 _LABELLED_SECRET: Final = re.compile(
     r"(?i:api[_-]?key|access[_-]?key|secret(?:[_-]?key)?|(?:access[_-]?|auth[_-]?)?token"
-    r"|password|passwd|pwd|key|sig|signature)[\"']?\s{0,4}[:=]\s{0,4}[\"']?([^\s\"',;&#]{6,512})"
+    r"|password|passwd|pwd|key|sig|signature)[\"']?(?:\s{0,4}[:=]|\s{1,4}is)\s{0,4}[\"']?"
+    r"([^\s\"',;&#]{6,512})"
 )
 _PERSON_TRIGGERS: Final = (
     "my name is", "name:", "dear ", "hi ", "hello ", "regards,", "sincerely,", "thanks,",
