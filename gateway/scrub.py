@@ -97,10 +97,13 @@ _LABELLED_SECRET: Final = re.compile(
     r"|password|passwd|pwd|key|sig|signature)[\"']?(?:\s{0,4}[:=]|\s{1,4}is)\s{0,4}[\"']?"
     r"([^\s\"',;&#]{6,512})"
 )
-_PERSON_TRIGGERS: Final = (
+# Cues before a name: searched in the lowered text, and titles in the original (a name
+# after them is capitalised anyway; lowercase "dr" and "ms" hide inside many words).
+_PERSON_CUES: Final = (
     "my name is", "name:", "dear ", "hi ", "hello ", "regards,", "sincerely,", "thanks,",
-    "cheers,", "mr", "mrs", "ms", "miss", "dr", "prof",
+    "cheers,",
 )  # fmt: skip
+_PERSON_TITLES: Final = ("Mr", "Ms", "Miss", "Dr", "Prof", "MR", "DR")
 _PERSON: Final = re.compile(
     r"(?:(?i:my name is|name:|dear|hi|hello|regards,|sincerely,|thanks,|cheers,)\s+"
     r"|(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+)"
@@ -152,7 +155,14 @@ def _digit_findings(text: str) -> Iterator[Finding]:
             if cut < 0:
                 continue
             value = value[:cut]
-        if not (value[:1].isdigit() or any(map(value.__contains__, "0123456789"))):
+        digits = sum(map(value.count, "0123456789"))
+        if not digits:
+            continue
+        if digits < 7 and "." not in value and "/" not in value and "-" not in value:
+            # Too short for a phone, card, SSN, IP or date: only a house number is left.
+            address = _ADDRESS.match(text, start)
+            if address:
+                yield start, address.end(), "ADDRESS"
             continue
         window = text[max(0, start - 24) : start]
         if _NOT_PII_BEFORE.search(window) and not _PII_LABEL_BEFORE.search(window):
@@ -263,6 +273,10 @@ def _secret_findings(text: str, lowered: str) -> Iterator[Finding]:
     seen: set[int] = set()
     for word in _SECRET_WORDS:
         for at in _find_all(lowered, word):
+            # Cheap look past the word for a label's connector before any regex runs.
+            tail = lowered[at + len(word) : at + len(word) + 24]
+            if ":" not in tail and "=" not in tail and " is " not in tail:
+                continue
             match = _LABELLED_SECRET.search(text, max(0, at - 8), at + 160)
             if match and match.start() <= at and match.start(1) not in seen:
                 seen.add(match.start(1))
@@ -271,15 +285,14 @@ def _secret_findings(text: str, lowered: str) -> Iterator[Finding]:
 
 
 def _person_findings(text: str, lowered: str) -> Iterator[Finding]:
-    seen: set[int] = set()
-    for trigger in _PERSON_TRIGGERS:
-        for at in _find_all(lowered, trigger):
-            if at in seen or (at and text[at - 1] in _WORD_CHARS):
-                continue
-            seen.add(at)
-            match = _PERSON.match(text, at)
-            if match and match.group(1).split(" ")[0] not in _NOT_NAMES:
-                yield match.start(1), match.end(1), "PERSON"
+    starts = {at for cue in _PERSON_CUES for at in _find_all(lowered, cue)}
+    starts.update(at for title in _PERSON_TITLES for at in _find_all(text, title))
+    for at in sorted(starts):
+        if at and text[at - 1] in _WORD_CHARS:
+            continue
+        match = _PERSON.match(text, at)
+        if match and match.group(1).split(" ")[0] not in _NOT_NAMES:
+            yield match.start(1), match.end(1), "PERSON"
 
 
 class ScrubSession:
