@@ -1,9 +1,10 @@
-"""Bearer-token checks and JSON errors for the control plane; tokens compared in constant time
-and never logged."""
+"""Bearer-token checks and JSON answers for the control plane; tokens compared in constant
+time and never logged."""
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -17,6 +18,10 @@ _ERRORS: dict[int, type[web.HTTPException]] = {
     409: web.HTTPConflict,
     503: web.HTTPServiceUnavailable,
 }
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
 
 
 def http_error(

@@ -37,6 +37,14 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _UNIT_KEY = re.compile(r"^(auth|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|body:[A-Za-z0-9_-]+)$")
 
 
+def _compiles(pattern: str, where: str = "") -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{where}invalid regular expression: {exc}") from None
+    return pattern
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -151,11 +159,7 @@ class CustomPattern(_Model):
     @field_validator("pattern")
     @classmethod
     def _check_pattern(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression: {exc}") from None
-        return value
+        return _compiles(value)
 
 
 class ScrubConfig(_Model):
@@ -198,10 +202,7 @@ class ScoringConfig(_Model):
     @classmethod
     def _check_patterns(cls, value: list[str]) -> list[str]:
         for i, pattern in enumerate(value):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"entry {i}: invalid regular expression: {exc}") from None
+            _compiles(pattern, where=f"entry {i}: ")
         return value
 
 

@@ -9,18 +9,14 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from gateway.auth import check_token, http_error
+from gateway.auth import check_token, http_error, json_response
 from gateway.errors import ConfigError
 from gateway.runtime import GATEWAY_KEY, Gateway
 from gateway.traffic import TrafficSplit
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
-
-
 async def healthz(request: web.Request) -> web.Response:
-    return _json({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -32,7 +28,7 @@ async def readyz(request: web.Request) -> web.Response:
         redis_state = "down"
     # Redis down degrades mirroring only: the data plane still serves every user.
     status = 200 if gateway.ready else 503
-    return _json({"ready": gateway.ready, "redis": redis_state}, status=status)
+    return json_response({"ready": gateway.ready, "redis": redis_state}, status=status)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -52,7 +48,7 @@ def _traffic_view(gateway: Gateway) -> dict[str, Any]:
 async def get_traffic(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     check_token(request, gateway.config.control.admin_token, what="admin")
-    return _json(_traffic_view(gateway))
+    return json_response(_traffic_view(gateway))
 
 
 async def put_traffic(request: web.Request) -> web.Response:
@@ -74,7 +70,7 @@ async def put_traffic(request: web.Request) -> web.Response:
         raise http_error(400, str(exc)) from None
     except (RedisError, OSError):
         raise http_error(503, "redis unavailable: the split was not changed") from None
-    return _json(_traffic_view(gateway))
+    return json_response(_traffic_view(gateway))
 
 
 def add_routes(app: web.Application) -> None:

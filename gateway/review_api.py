@@ -10,13 +10,12 @@ import asyncio
 import functools
 import hmac
 from importlib import resources
-from typing import Any
 
 import orjson
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gateway.auth import check_token, http_error
+from gateway.auth import check_token, http_error, json_response
 from gateway.constants import REVIEWER_HEADER
 from gateway.review import LABELS, ReviewConflict
 from gateway.runtime import GATEWAY_KEY
@@ -35,10 +34,6 @@ class VerdictBody(BaseModel):
         if value not in LABELS:
             raise ValueError(f"must be one of {', '.join(LABELS)}")
         return value
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
 
 
 def reviewer_of(request: web.Request) -> str:
@@ -70,7 +65,9 @@ async def claim(request: web.Request) -> web.Response:
     claimed = await request.app[GATEWAY_KEY].review.claim(reviewer, tag=tag)
     if claimed is None:
         return web.Response(status=204)
-    return _json({"id": claimed.id, "lease_expires_at": claimed.lease_expires_at, **claimed.item})
+    return json_response(
+        {"id": claimed.id, "lease_expires_at": claimed.lease_expires_at, **claimed.item}
+    )
 
 
 async def verdict(request: web.Request) -> web.Response:
@@ -89,7 +86,7 @@ async def verdict(request: web.Request) -> web.Response:
         )
     except ReviewConflict as exc:
         raise http_error(409, exc.reason) from None
-    return _json(record.model_dump(mode="json", exclude={"item"}))
+    return json_response(record.model_dump(mode="json", exclude={"item"}))
 
 
 async def release(request: web.Request) -> web.Response:
@@ -98,12 +95,12 @@ async def release(request: web.Request) -> web.Response:
         await request.app[GATEWAY_KEY].review.release(reviewer, request.match_info["id"])
     except ReviewConflict as exc:
         raise http_error(409, exc.reason) from None
-    return _json({"released": request.match_info["id"]})
+    return json_response({"released": request.match_info["id"]})
 
 
 async def stats(request: web.Request) -> web.Response:
     reviewer_of(request)
-    return _json(await request.app[GATEWAY_KEY].review.stats())
+    return json_response(await request.app[GATEWAY_KEY].review.stats())
 
 
 @functools.cache
