@@ -1,0 +1,130 @@
+"""The rollout judge: compares the canary arm with production on one window and says, per
+guardrail, `pass`, `breach` or `inconclusive`, with the evidence.
+
+Breaches are one-sided tests at the look's spent alpha, corrected across guardrails with
+Benjamini-Hochberg; a pass needs enough samples and a confidence bound inside the limit.
+Promotion needs every guardrail to pass; one breach rolls back; anything else holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from scoring.stats import (
+    benjamini_hochberg,
+    difference_above,
+    difference_upper_bound,
+    rate_above,
+    spent_alpha,
+    wilson,
+)
+
+Outcome = Literal["pass", "breach", "inconclusive"]
+Decision = Literal["promote", "rollback", "hold"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the canary may not exceed."""
+
+    error_margin: float = 0.005
+    """Extra error rate (5xx and timeouts) tolerated over production, absolute."""
+    slow_share: float = 0.02
+    """Share of canary requests slower than production's p99 x `latency_ratio`."""
+    latency_ratio: float = 1.5
+    divergence_rate: float = 0.10
+    """Share of scored shadow pairs queued for high divergence or new flags."""
+    regression_share: float = 0.20
+    """Share of reviewer verdicts that say regression."""
+    min_samples: int = 200
+    """Requests (or scored pairs) a guardrail needs before it can pass."""
+    min_verdicts: int = 20
+    """Reviewer verdicts the reviewer guardrail needs before it can pass."""
+    require_verdicts: bool = False
+    """Without it, a window with no verdicts at all skips the reviewer guardrail."""
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class Window:
+    """Counts of one evaluation window (the current step so far)."""
+
+    canary_requests: int = 0
+    canary_errors: int = 0
+    production_requests: int = 0
+    production_errors: int = 0
+    canary_slow: int = 0
+    """Canary requests slower than production's p99 x latency_ratio in the same window."""
+    scored: int = 0
+    divergent: int = 0
+    verdicts: int = 0
+    regressions: int = 0
+
+
+@dataclass
+class Verdict:
+    guardrail: str
+    outcome: Outcome
+    p_value: float
+    evidence: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Judgement:
+    decision: Decision
+    look: int
+    alpha: float
+    verdicts: list[Verdict]
+
+
+def judge(window: Window, limits: Limits, *, look: int) -> Judgement:
+    """Evaluate every guardrail on `window` at the `look`-th check of the current step."""
+    alpha = spent_alpha(limits.alpha, look)
+    w, lim = window, limits
+    checks: list[tuple[str, int, float, bool, dict[str, float]]] = []
+
+    p = difference_above(w.canary_errors, w.canary_requests, w.production_errors,
+                         w.production_requests, lim.error_margin)  # fmt: skip
+    bound = difference_upper_bound(w.canary_errors, w.canary_requests, w.production_errors,
+                                   w.production_requests, alpha)  # fmt: skip
+    checks.append(("error_rate", min(w.canary_requests, w.production_requests), p,
+                   bound <= lim.error_margin,
+                   {"canary": _rate(w.canary_errors, w.canary_requests),
+                    "production": _rate(w.production_errors, w.production_requests),
+                    "difference_upper_bound": bound}))  # fmt: skip
+    rates = [
+        ("latency_p99", w.canary_slow, w.canary_requests, lim.slow_share),
+        ("divergence", w.divergent, w.scored, lim.divergence_rate),
+    ]
+    if w.verdicts or lim.require_verdicts:
+        rates.append(("reviewer_regressions", w.regressions, w.verdicts, lim.regression_share))
+    for name, k, n, limit in rates:
+        upper = wilson(k, n, 1 - 2 * alpha)[1]
+        checks.append((name, n, rate_above(k, n, limit), upper <= limit,
+                       {"rate": _rate(k, n), "upper_bound": upper, "limit": limit}))  # fmt: skip
+
+    rejected = benjamini_hochberg([c[2] for c in checks], alpha)
+    verdicts = []
+    for (name, n, p_value, within, evidence), breach in zip(checks, rejected, strict=True):
+        evidence = {**evidence, "samples": float(n)}
+        if breach:
+            outcome: Outcome = "breach"
+        elif n >= (lim.min_verdicts if name == "reviewer_regressions" else lim.min_samples) and (
+            within
+        ):
+            outcome = "pass"
+        else:
+            outcome = "inconclusive"
+        verdicts.append(Verdict(name, outcome, p_value, evidence))
+    if any(v.outcome == "breach" for v in verdicts):
+        decision: Decision = "rollback"
+    elif all(v.outcome == "pass" for v in verdicts):
+        decision = "promote"
+    else:
+        decision = "hold"
+    return Judgement(decision=decision, look=look, alpha=alpha, verdicts=verdicts)
+
+
+def _rate(k: int, n: int) -> float:
+    return k / n if n else 0.0
