@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 from yarl import URL
 
+from gateway.arm_stats import ArmStats
 from gateway.arms import ArmAssigner
 from gateway.capture import Capture
 from gateway.config import Config
@@ -68,6 +69,7 @@ class ProxyHandler:
         traffic: TrafficState,
         dispatcher: ShadowDispatcher | None,
         metrics: Metrics,
+        arm_stats: ArmStats,
     ) -> None:
         self._production = production
         self._candidate = candidate
@@ -75,6 +77,7 @@ class ProxyHandler:
         self._traffic = traffic
         self._dispatcher = dispatcher
         self._metrics = metrics
+        self._arm_stats = arm_stats
         self._shadow_paths = frozenset(config.shadow.paths)
         self._max_body = config.shadow.max_body_bytes
         self._capture_limit = config.capture.max_bytes
@@ -298,6 +301,7 @@ class ProxyHandler:
             elapsed = loop.time() - started
             self._metrics.requests.labels(arm, str(status)).inc()
             self._metrics.upstream_latency.labels(arm).observe(elapsed)
+            self._arm_stats.record(arm, status, elapsed)
             if job is not None:
                 job.finish(
                     Captured(

@@ -13,6 +13,7 @@ from types import TracebackType
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from gateway.arm_stats import ArmStats
 from gateway.arms import ArmAssigner
 from gateway.config import Config
 from gateway.constants import (
@@ -92,6 +93,7 @@ class Gateway:
             if self.candidate is not None and self.shadow_pool is not None
             else None
         )
+        self.arm_stats = ArmStats(redis=self.redis, prefix=prefix)
         self.proxy = ProxyHandler(
             config=config,
             production=self.production,
@@ -100,6 +102,7 @@ class Gateway:
             traffic=self.traffic,
             dispatcher=self.dispatcher,
             metrics=self.metrics,
+            arm_stats=self.arm_stats,
         )
         self.review = ReviewQueue(redis=self.redis, prefix=prefix, lease_s=config.review.lease_s)
         self._tasks: list[asyncio.Task[None]] = []
@@ -119,6 +122,7 @@ class Gateway:
             log.warning("review: redis unavailable at start: %s", exc)
         self._tasks.append(asyncio.create_task(self.traffic.run(), name="traffic-poller"))
         self._tasks.append(asyncio.create_task(self._refresh_scoring(), name="scoring-metrics"))
+        self._tasks.append(asyncio.create_task(self.arm_stats.run(), name="arm-stats"))
         self.publisher.start()
         self.ready = True
         return self
@@ -152,6 +156,7 @@ class Gateway:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.arm_stats.flush()
         for upstream in self.upstreams():
             await upstream.close()
         await self.redis.aclose()

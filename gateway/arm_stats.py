@@ -1,0 +1,104 @@
+"""Per-arm request outcomes shared by every replica, for the rollout judge.
+
+The hot path only bumps counters in a local dict; a background task adds them every
+`flush_s` into Redis hashes of 10-second buckets (`arms:<bucket>`), so any replica can sum
+a window across all replicas. Latencies go into fixed histogram buckets; a rate of slow
+requests is read off them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from collections import Counter
+from typing import Final
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("shadowgate.arm_stats")
+
+BUCKET_S: Final = 10
+RETENTION_S: Final = 2 * 24 * 3600
+# Upper bounds (seconds) of the latency buckets; the last bucket is open.
+LATENCY_BOUNDS: Final = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
+)  # fmt: skip
+
+
+def latency_bucket(seconds: float) -> int:
+    return bisect.bisect_left(LATENCY_BOUNDS, seconds)
+
+
+class ArmStats:
+    """Local counters of one replica, flushed to Redis in the background."""
+
+    def __init__(self, *, redis: Redis, prefix: str, flush_s: float = 1.0) -> None:
+        self._redis = redis
+        self._prefix = prefix + "arms:"
+        self._flush_s = flush_s
+        self._pending: Counter[str] = Counter()
+
+    def record(self, arm: str, status: int | None, latency_s: float) -> None:
+        """Count one finished request (hot path: dictionary increments only)."""
+        pending = self._pending
+        pending[f"{arm}:requests"] += 1
+        if status is None or status >= 500:
+            pending[f"{arm}:errors"] += 1
+        pending[f"{arm}:lat:{latency_bucket(latency_s)}"] += 1
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, Counter()
+        key = self._prefix + str(int(time.time()) // BUCKET_S * BUCKET_S)
+        pipe = self._redis.pipeline(transaction=False)
+        for field, count in pending.items():
+            pipe.hincrby(key, field, count)
+        pipe.expire(key, RETENTION_S)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            # Put the counts back: they are flushed with the next batch once Redis answers.
+            self._pending.update(pending)
+            log.debug("arm stats flush failed: %s", exc)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_s)
+            await self.flush()
+
+    async def window(self, since: float, until: float | None = None) -> Counter[str]:
+        """Counts of all replicas from `since` (unix time) to `until`, in whole buckets."""
+        end = int(until if until is not None else time.time())
+        first = int(since) // BUCKET_S * BUCKET_S
+        keys = [self._prefix + str(t) for t in range(first, end + 1, BUCKET_S)]
+        pipe = self._redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        total: Counter[str] = Counter()
+        for fields in await pipe.execute():
+            for name, value in fields.items():
+                total[name.decode() if isinstance(name, bytes) else name] += int(value)
+        return total
+
+
+def slow_count(window: Counter[str], arm: str, threshold_s: float) -> int:
+    """Requests of `arm` in buckets entirely above `threshold_s` (a lower bound)."""
+    first = bisect.bisect_left(LATENCY_BOUNDS, threshold_s) + 1
+    return sum(window[f"{arm}:lat:{b}"] for b in range(first, len(LATENCY_BOUNDS) + 1))
+
+
+def quantile_bound(window: Counter[str], arm: str, q: float) -> float:
+    """Upper bound of the bucket holding the q-quantile latency of `arm`."""
+    total = window[f"{arm}:requests"]
+    if not total:
+        return 0.0
+    seen = 0
+    for b in range(len(LATENCY_BOUNDS) + 1):
+        seen += window[f"{arm}:lat:{b}"]
+        if seen >= q * total:
+            return LATENCY_BOUNDS[b] if b < len(LATENCY_BOUNDS) else float("inf")
+    return float("inf")
