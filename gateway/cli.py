@@ -63,6 +63,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_export_model(args: argparse.Namespace) -> int:
+    from scoring.export import export_model
+
+    path = export_model(args.model, Path(args.out_dir), int8=args.int8)
+    print(f"set scoring.model: {path}")
+    print(f"set scoring.tokenizer: {Path(args.out_dir) / 'tokenizer.json'}")
+    return 0
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import uvloop
 
@@ -107,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=_cmd_simulate)
 
     review_cli.add_parser(sub)
+
+    export = sub.add_parser("export-model", help="export a sentence-transformers model to ONNX")
+    export.add_argument("model", help="a model name or a local model directory")
+    export.add_argument("out_dir", help="where model.onnx and tokenizer.json are written")
+    export.add_argument("--int8", action="store_true", help="also write an int8 quantised copy")
+    export.set_defaults(func=_cmd_export_model)
 
     replay = sub.add_parser("replay", help="replay a golden set against a model")
     replay.add_argument("golden", help="JSON lines written by `shadowgate review export`")

