@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import __version__, review_cli
+from gateway import __version__, review_cli, rollout_cli
 from gateway.errors import ConfigError, ShadowgateError
 
 EXIT_USAGE = 2
@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.set_defaults(func=_cmd_simulate)
 
     review_cli.add_parser(sub)
+    rollout_cli.add_parser(sub)
 
     export = sub.add_parser("export-model", help="export a sentence-transformers model to ONNX")
     export.add_argument("model", help="a model name or a local model directory")

@@ -6,6 +6,7 @@ missing variable is reported with the path of the field that asked for it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Mapping
@@ -210,6 +211,29 @@ class ReviewConfig(_Model):
     lease_s: PositiveFloat = 600.0
 
 
+class RolloutConfig(_Model):
+    steps: list[Percent] = Field(default_factory=lambda: [1.0, 5.0, 25.0, 50.0, 100.0])
+    interval_s: PositiveFloat = 60.0
+    lock_ttl_s: PositiveFloat = 30.0
+    min_samples: PositiveInt = 200
+    min_verdicts: PositiveInt = 20
+    error_margin: Annotated[float, Field(ge=0, le=1)] = 0.005
+    latency_ratio: Annotated[float, Field(ge=1)] = 1.5
+    slow_share: Annotated[float, Field(gt=0, lt=1)] = 0.02
+    divergence_rate: Annotated[float, Field(gt=0, le=1)] = 0.10
+    regression_share: Annotated[float, Field(gt=0, le=1)] = 0.20
+    require_divergence: bool = False
+    require_verdicts: bool = False
+    alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+
+    @field_validator("steps")
+    @classmethod
+    def _check_steps(cls, value: list[float]) -> list[float]:
+        if not value or any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError("must be a non-empty, strictly increasing list of percentages")
+        return value
+
+
 class Config(_Model):
     listen: ListenConfig = Field(default_factory=ListenConfig)
     control: ControlConfig = Field(default_factory=ControlConfig)
@@ -222,6 +246,7 @@ class Config(_Model):
     scrub: ScrubConfig = Field(default_factory=ScrubConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     state_dir: Path = Path(".shadowgate")
     log_level: str = "info"
 

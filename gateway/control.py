@@ -7,9 +7,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from gateway.auth import check_token, http_error, json_response
+from gateway.config import RolloutConfig, format_validation_error
 from gateway.errors import ConfigError
 from gateway.runtime import GATEWAY_KEY, Gateway
 from gateway.traffic import TrafficSplit
@@ -73,6 +75,37 @@ async def put_traffic(request: web.Request) -> web.Response:
     return json_response(_traffic_view(gateway))
 
 
+async def get_rollout(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    check_token(request, gateway.config.control.admin_token, what="admin")
+    state = await gateway.rollout.state()
+    return json_response({**state.model_dump(mode="json"), "canary_percent": state.percent})
+
+
+async def post_rollout(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY_KEY]
+    check_token(request, gateway.config.control.admin_token, what="admin")
+    if gateway.candidate is None:
+        raise http_error(400, "upstreams.candidate is not configured: nothing to roll out")
+    action = request.match_info["action"]
+    body = orjson.loads(await request.read() or b"{}") if request.can_read_body else {}
+    try:
+        if action == "start":
+            steps = body.get("steps") if isinstance(body, dict) else None
+            if steps is not None:
+                steps = RolloutConfig(steps=steps).steps
+            state = await gateway.rollout.start(steps)
+        elif action in ("pause", "resume", "abort"):
+            state = await getattr(gateway.rollout, action)()
+        else:
+            raise http_error(404, f"unknown rollout action {action!r}")
+    except ValidationError as exc:
+        raise http_error(400, format_validation_error(exc)) from None
+    except ValueError as exc:
+        raise http_error(409, str(exc)) from None
+    return json_response(state.model_dump(mode="json"))
+
+
 def add_routes(app: web.Application) -> None:
     """Register the control-plane routes; the app must hold the gateway under GATEWAY_KEY."""
     app.router.add_get("/healthz", healthz)
@@ -80,3 +113,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/admin/traffic", get_traffic)
     app.router.add_put("/admin/traffic", put_traffic)
+    app.router.add_get("/admin/rollout", get_rollout)
+    app.router.add_post("/admin/rollout/{action}", post_rollout)

@@ -18,6 +18,7 @@ from gateway.config import PublishConfig
 from gateway.constants import STREAM_FIELD
 from gateway.metrics import Metrics
 from gateway.records import PairRecord
+from gateway.redis_client import raise_if_cancelled
 
 log = logging.getLogger("shadowgate.publish")
 
@@ -87,6 +88,7 @@ class PairPublisher:
                 try:
                     await self._write(batch)
                 except (RedisError, OSError) as exc:
+                    raise_if_cancelled()
                     self._metrics.redis_up.set(0)
                     log.warning("publish: redis write failed (%s), retry in %.2f s", exc, backoff_s)
                     await asyncio.sleep(backoff_s)

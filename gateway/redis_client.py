@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import redis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -23,3 +25,14 @@ def connect(config: RedisConfig, url: str) -> Redis:
         # installed package metadata, a blocking file read on the event loop.
         driver_info=DriverInfo(name="redis-py", lib_version=redis.__version__),
     )
+
+
+def raise_if_cancelled() -> None:
+    """Re-raise a cancellation that redis-py turned into a connection error.
+
+    Cancelled in the middle of a command, redis-py drops the connection and may raise
+    ConnectionError instead of CancelledError; a retry loop that catches RedisError would
+    then swallow its own shutdown."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -6,8 +6,10 @@ keep them running. Both the data-plane and the control-plane apps hold a referen
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import os
+import secrets
+import socket
 from types import TracebackType
 
 from aiohttp import web
@@ -26,8 +28,9 @@ from gateway.constants import (
 from gateway.metrics import Metrics
 from gateway.proxy import ProxyHandler
 from gateway.publish import PairPublisher
-from gateway.redis_client import connect
+from gateway.redis_client import connect, raise_if_cancelled
 from gateway.review import ReviewQueue
+from gateway.rollout import RolloutController
 from gateway.scrub import Scrubber
 from gateway.shadow import ShadowDispatcher
 from gateway.traffic import TrafficSplit, TrafficState
@@ -105,6 +108,14 @@ class Gateway:
             arm_stats=self.arm_stats,
         )
         self.review = ReviewQueue(redis=self.redis, prefix=prefix, lease_s=config.review.lease_s)
+        self.rollout = RolloutController(
+            redis=self.redis,
+            prefix=prefix,
+            config=config.rollout,
+            traffic=self.traffic,
+            arm_stats=self.arm_stats,
+            replica=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.scoring = SnapshotCollector()
         self.metrics.registry.register(self.scoring)
@@ -123,6 +134,8 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self.traffic.run(), name="traffic-poller"))
         self._tasks.append(asyncio.create_task(self._refresh_scoring(), name="scoring-metrics"))
         self._tasks.append(asyncio.create_task(self.arm_stats.run(), name="arm-stats"))
+        if self.candidate is not None:
+            self._tasks.append(asyncio.create_task(self.rollout.run(), name="rollout"))
         self.publisher.start()
         self.ready = True
         return self
@@ -137,6 +150,7 @@ class Gateway:
                     self.redis, prefix + KEY_REVIEW, GROUP_REVIEWERS
                 )
             except (RedisError, OSError) as exc:
+                raise_if_cancelled()
                 log.debug("scoring metrics refresh failed: %s", exc)
             await asyncio.sleep(every_s)
 
@@ -150,16 +164,26 @@ class Gateway:
         if self.dispatcher is not None:
             await self.dispatcher.close()
         await self.publisher.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _cancel_all(self._tasks)
         self._tasks.clear()
         await self.arm_stats.flush()
         for upstream in self.upstreams():
             await upstream.close()
         await self.redis.aclose()
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]], grace_s: float = 0.2) -> None:
+    """Cancel background loops and wait for them. A cancellation that lands inside a Redis
+    command can be turned into a connection error by the client and swallowed by a retry
+    loop; such a task is cancelled again once it is back at its sleep."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=grace_s)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
 
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)

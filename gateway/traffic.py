@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from gateway.arms import to_basis_points
 from gateway.config import Percent, format_validation_error
 from gateway.errors import ConfigError
+from gateway.redis_client import raise_if_cancelled
 
 log = logging.getLogger("shadowgate.traffic")
 
@@ -137,4 +138,5 @@ class TrafficState:
             try:
                 await self.refresh()
             except RedisError as exc:
+                raise_if_cancelled()
                 log.debug("traffic poll failed: %s", exc)

@@ -43,6 +43,8 @@ class Limits:
     """Reviewer verdicts the reviewer guardrail needs before it can pass."""
     require_verdicts: bool = False
     """Without it, a window with no verdicts at all skips the reviewer guardrail."""
+    require_divergence: bool = False
+    """Without it, a window with no scored shadow pairs skips the divergence guardrail."""
     alpha: float = 0.05
 
 
@@ -93,10 +95,9 @@ def judge(window: Window, limits: Limits, *, look: int) -> Judgement:
                    {"canary": _rate(w.canary_errors, w.canary_requests),
                     "production": _rate(w.production_errors, w.production_requests),
                     "difference_upper_bound": bound}))  # fmt: skip
-    rates = [
-        ("latency_p99", w.canary_slow, w.canary_requests, lim.slow_share),
-        ("divergence", w.divergent, w.scored, lim.divergence_rate),
-    ]
+    rates = [("latency_p99", w.canary_slow, w.canary_requests, lim.slow_share)]
+    if w.scored or lim.require_divergence:
+        rates.append(("divergence", w.divergent, w.scored, lim.divergence_rate))
     if w.verdicts or lim.require_verdicts:
         rates.append(("reviewer_regressions", w.regressions, w.verdicts, lim.regression_share))
     for name, k, n, limit in rates:

@@ -34,6 +34,7 @@ from gateway.constants import (
     STREAM_FIELD,
 )
 from gateway.records import PairRecord
+from gateway.redis_client import raise_if_cancelled
 from scoring.aggregates import aggregate_fields
 from scoring.divergence import Flagger, NoiseFloor, priority, score_pair
 from scoring.embedder import Embedder
@@ -111,6 +112,7 @@ class ScoringWorker:
                 if batch:
                     await self.process(batch)
             except (RedisError, OSError) as exc:
+                raise_if_cancelled()
                 log.warning("worker: redis unavailable (%s); retrying", exc)
                 await asyncio.sleep(1.0)
 

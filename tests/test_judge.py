@@ -89,8 +89,8 @@ def test_too_few_samples_hold_the_step() -> None:
     assert outcomes["divergence"] == "inconclusive"
 
 
-def test_the_reviewer_guardrail_is_skipped_without_verdicts_unless_required() -> None:
-    quiet = Window(canary_requests=5000, production_requests=5000, scored=5000)
+def test_guardrails_without_data_are_skipped_unless_required() -> None:
+    quiet = Window(canary_requests=5000, production_requests=5000)
     assert "reviewer_regressions" not in {
         v.guardrail for v in judge(quiet, Limits(), look=1).verdicts
     }

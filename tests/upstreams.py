@@ -31,6 +31,8 @@ class Recorder:
     started: asyncio.Event = field(default_factory=asyncio.Event)
     answer: str = "The capital of France is Paris."
     mode: str = "normal"
+    fail_every: int = 0
+    """With `normal`: answer every n-th chat request with a 500 instead."""
     """How /v1/chat/completions behaves: normal, hang, fail, garbage or cut (mid-stream)."""
 
 
@@ -75,7 +77,8 @@ def build_upstream(recorder: Recorder) -> web.Application:
 
     async def chat(request: web.Request) -> web.StreamResponse:
         body = await record(request)
-        if recorder.mode == "fail":
+        chats = sum(1 for seen in recorder.seen if seen.path_qs.startswith("/v1/chat"))
+        if recorder.mode == "fail" or (recorder.fail_every and chats % recorder.fail_every == 0):
             return web.json_response({"error": {"message": "boom"}}, status=500)
         if recorder.mode == "garbage":
             return web.Response(body=b"<html>not json", content_type="text/html")
