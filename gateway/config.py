@@ -167,6 +167,19 @@ class ScrubConfig(_Model):
     custom: list[CustomPattern] = Field(default_factory=list)
     allow: list[str] = Field(default_factory=list)
     pseudonym_key: SecretStr | None = None
+    disable: list[str] = Field(
+        default_factory=list, description="built-in entity types left unscrubbed, e.g. PERSON"
+    )
+
+    @field_validator("disable")
+    @classmethod
+    def _check_disable(cls, value: list[str]) -> list[str]:
+        known = ("EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "MAC", "SECRET", "PERSON",
+                 "ADDRESS", "DOB")  # fmt: skip
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown entity type {name!r}; one of {', '.join(known)}")
+        return value
 
 
 class ScoringConfig(_Model):
@@ -177,7 +190,9 @@ class ScoringConfig(_Model):
     provider: str = "cpu"
     threads: PositiveInt = 2
     max_tokens: Annotated[int, Field(ge=16, le=512)] = 256
-    window_stride: PositiveInt = 128
+    window_stride: PositiveInt = Field(
+        default=224, description="most tokens between window starts in a long text"
+    )
     batch_size: PositiveInt = 32
     inference_batch_size: PositiveInt = 8
     max_wait_ms: PositiveInt = 50

@@ -2,7 +2,8 @@
 attention mask, L2 normalisation. Texts longer than the model's window are embedded in
 overlapping windows whose vectors are averaged, so a change near the end of a long answer
 still moves the embedding. A bounded cache skips texts seen recently (production's answers to
-repeated prompts recur)."""
+repeated prompts recur). At load, the model graph is stripped of NaN guards that exporters
+put after each attention softmax; they never fire here and cost a seventh of the run time."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import onnx
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
@@ -39,6 +41,37 @@ def default_tokenizer_path() -> Path:
     return Path(str(resources.files("scoring") / "model" / "tokenizer.json"))
 
 
+def _without_nan_guards(path: Path) -> bytes:
+    """The model with every `Where(IsNaN(x), c, x)` replaced by `x`.
+
+    torch's exporter guards each attention softmax against rows whose keys are all masked
+    (NaN). Every window here starts with an unmasked [CLS], so no row is all masked and the
+    guard is exact to drop; the profile showed Where and IsNaN at 14% of the run time.
+    """
+    model = onnx.load(str(path))
+    graph = model.graph
+    producers = {output: node for node in graph.node for output in node.output}
+    dropped: set[int] = set()
+    renamed: dict[str, str] = {}
+    for node in graph.node:
+        test = producers.get(node.input[0]) if node.op_type == "Where" else None
+        if test is not None and test.op_type == "IsNaN" and test.input[0] == node.input[2]:
+            dropped.update((id(node), id(test)))
+            renamed[node.output[0]] = node.input[2]
+    graph_outputs = {output.name for output in graph.output}
+    if not renamed or graph_outputs & renamed.keys():
+        return bytes(model.SerializeToString())
+    kept = [node for node in graph.node if id(node) not in dropped]
+    for node in kept:
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
+    del graph.node[:]
+    graph.node.extend(kept)
+    log.info("embedder: dropped %d attention NaN guards from %s", len(renamed), path.name)
+    return bytes(model.SerializeToString())
+
+
 class Embedder:
     """Embeds batches of texts into unit vectors; thread-safe for one caller at a time."""
 
@@ -52,10 +85,15 @@ class Embedder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = config.threads
         options.inter_op_num_threads = 1
+        # Spinning threads burn the core the event loop and the tokenizer need between runs;
+        # without spinning, two threads ran 28.1-28.7 texts/s against 25.8-26.4 with it.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if config.provider == "cuda":
             providers.insert(0, "CUDAExecutionProvider")
-        self._session = ort.InferenceSession(str(model_path), options, providers=providers)
+        self._session = ort.InferenceSession(
+            _without_nan_guards(model_path), options, providers=providers
+        )
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
         self._tokenizer.no_padding()
@@ -74,17 +112,19 @@ class Embedder:
         self.dimension = int(self._session.get_outputs()[0].shape[-1])
 
     def _windows(self, ids: list[int]) -> list[list[int]]:
-        """Overlapping windows of at most `max_tokens`, each wrapped in [CLS] ... [SEP]."""
-        if len(ids) <= self._window:
+        """Overlapping windows of `max_tokens`, each wrapped in [CLS] ... [SEP].
+
+        As few full windows as a start every `window_stride` tokens needs, spread evenly
+        from the first token to the last: no short tail window that costs a model call and
+        weighs as much as a full one in the average.
+        """
+        width = self._window
+        if len(ids) <= width:
             return [[self._cls, *ids, self._sep]]
-        windows = []
-        start = 0
-        while True:
-            chunk = ids[start : start + self._window]
-            windows.append([self._cls, *chunk, self._sep])
-            if start + self._window >= len(ids):
-                return windows
-            start += self._stride
+        span = len(ids) - width
+        count = -(-span // self._stride) + 1
+        starts = [round(k * span / (count - 1)) for k in range(count)]
+        return [[self._cls, *ids[s : s + width], self._sep] for s in starts]
 
     def _run(self, sequences: list[list[int]]) -> Vectors:
         """Mean-pooled, normalised vectors of token sequences, padded per length-sorted batch."""

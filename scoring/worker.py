@@ -92,6 +92,9 @@ class ScoringWorker:
             window=config.scoring.noise_window, quantile=config.scoring.noise_quantile
         )
         self._commit = redis.register_script(_COMMIT)
+        # A blocking read must return before the client's socket timeout, or an idle stream
+        # reads as an outage and costs a retry pause.
+        self._block_ms = max(1, int(config.redis.socket_timeout_s * 500))
         self.scored = 0
 
     async def ensure_groups(self) -> None:
@@ -116,10 +119,11 @@ class ScoringWorker:
                 log.warning("worker: redis unavailable (%s); retrying", exc)
                 await asyncio.sleep(1.0)
 
-    async def next_batch(self, block_ms: int = 1000) -> list[Entry]:
+    async def next_batch(self, block_ms: int | None = None) -> list[Entry]:
         """Stalled entries first, then new ones: up to `batch_size`, waiting at most
         `max_wait_ms` for a batch to fill once its first entry is in."""
         size = self._config.batch_size
+        block_ms = self._block_ms if block_ms is None else block_ms
         # Redis 6.2 answers (next, entries); 7.0 adds the ids of deleted entries.
         reply = await self._redis.xautoclaim(
             self._pairs,

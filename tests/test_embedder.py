@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 
 from gateway.config import ScoringConfig
@@ -44,6 +46,39 @@ def test_a_change_at_the_end_of_a_long_answer_moves_the_embedding(embedder: Embe
     same_start = [body + " Finally, restart the server.", body + " Finally, delete all data."]
     vectors = embedder.embed(same_start)
     assert vectors[0] @ vectors[1] < 0.9999
+
+
+@pytest.mark.parametrize(("tokens", "windows"), [(254, 1), (255, 2), (400, 2), (478, 2), (479, 3)])
+def test_long_texts_take_the_fewest_full_windows_that_cover_them(
+    embedder: Embedder, tokens: int, windows: int
+) -> None:
+    ids = list(range(1000, 1000 + tokens))
+    layout = embedder._windows(ids)
+    assert len(layout) == windows
+    assert all(len(w) == min(tokens, 254) + 2 for w in layout)
+    assert {t for w in layout for t in w[1:-1]} == set(ids)
+
+
+def test_attention_nan_guards_are_dropped_without_changing_vectors() -> None:
+    from scoring.embedder import _without_nan_guards, default_model_path
+
+    source = onnx.load(str(default_model_path()))
+    stripped = onnx.load_from_string(_without_nan_guards(default_model_path()))
+    ops = [node.op_type for node in stripped.graph.node]
+    assert "IsNaN" in [node.op_type for node in source.graph.node]
+    assert "IsNaN" not in ops
+    feeds = {
+        "input_ids": np.array([[101, 7592, 2088, 102, 0, 0]], dtype=np.int64),
+        "attention_mask": np.array([[1, 1, 1, 1, 0, 0]], dtype=np.int64),
+    }
+    feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
+    outputs = [
+        ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+            None, feeds
+        )[0]
+        for m in (source, stripped)
+    ]
+    assert np.array_equal(outputs[0], outputs[1])
 
 
 def test_repeated_texts_come_from_the_cache(embedder: Embedder) -> None:
