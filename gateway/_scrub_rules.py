@@ -1,55 +1,83 @@
 """Validators for the scrubber's candidates: checksums, number plans and shapes that tell a
-card, an IBAN, an SSN, an IP address or a phone number from a look-alike."""
+card, an IBAN, an SSN, an IP address, a phone number or a secret from a look-alike. They see
+only the few strings the detectors found, so they may be thorough."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
 import ipaddress
 import math
 import re
-from collections import Counter
 from typing import Final
 
-_CARD_SEPARATORS: Final = str.maketrans("", "", " -")
-# Only Maestro issues 12-digit cards (prefixes 50 and 56-69, also seen as 06).
-_MAESTRO_12: Final = frozenset({"50", "06", *(str(n) for n in range(56, 70))})
-_DATE: Final = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}")
-_CHUNK: Final = re.compile(r"\S+")
-_GROUP_SEPARATOR: Final = re.compile(r"[ .-]")
+import phonenumbers
+from phonenumbers import PhoneMetadata
+
+_SEPARATORS: Final = str.maketrans("", "", " -.")
+# Issuer prefixes (IIN ranges) of the card schemes in use; a Luhn-valid number outside them
+# is an id, not a card. Maestro is the only scheme with 12-digit numbers.
+_CARD_PREFIXES: Final = re.compile(r"[456]|3[04-9]|2[2-7]|2014|2149|2131|1800|0604")
+_IBAN_LENGTHS: Final = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30, "NL": 18,
+    "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "SA": 24,
+    "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23, "TN": 24,
+    "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}  # fmt: skip
+# Luhn doubles every second digit from the right and sums the digits of the product.
+_DOUBLED: Final = str.maketrans("0123456789", "0246813579")
+_DATE: Final = re.compile(
+    r"(?<!\d)(?:(?:19|20)\d\d([-./ ])\d{1,2}\1\d{1,2}|\d{1,2}([-./ ])\d{1,2}\2(?:19|20)\d\d)(?!\d)"
+)
+_AREA_CODE: Final = re.compile(r"\(\d{1,5}\)")
+_GROUPS: Final = re.compile(r"[ .()/-]+")
 _NANP_WITH_1: Final = frozenset(f"1{d}" for d in "23456789")
+_NOT_DIGIT: Final = re.compile(r"\D")
+_EXTENSION: Final = re.compile(r"\s*(?:x|ext\.?|#)\s*\d{1,5}\Z", re.IGNORECASE)
 
 
 def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    """The Luhn checksum of a string of ASCII digits."""
+    codes = (digits[-1::-2] + digits[-2::-2].translate(_DOUBLED)).encode("ascii")
+    return (sum(codes) - 48 * len(codes)) % 10 == 0
 
 
 def card_ok(value: str) -> bool:
-    digits = value.translate(_CARD_SEPARATORS)
-    if len(digits) == 12:
-        if digits[:2] not in _MAESTRO_12:
-            return False
-    elif not 13 <= len(digits) <= 19:
+    """A payment card number: 12 (Maestro) or 13-19 digits, a scheme prefix, Luhn."""
+    digits = value.translate(_SEPARATORS)
+    if not (13 <= len(digits) <= 19 or (len(digits) == 12 and digits[0] in "056")):
+        return False
+    if not (digits.isascii() and digits.isdigit()) or not _CARD_PREFIXES.match(digits):
         return False
     return len(set(digits)) > 1 and luhn_ok(digits)
 
 
 def iban_ok(value: str) -> bool:
+    """An IBAN of its country's length whose check digits verify (ISO 13616 mod-97)."""
     compact = value.replace(" ", "").upper()
-    if not 15 <= len(compact) <= 34 or not compact[2:4].isdigit():
+    expected = _IBAN_LENGTHS.get(compact[:2])
+    if expected is None or len(compact) != expected or not compact[2:4].isdigit():
         return False
     rearranged = compact[4:] + compact[:4]
     return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
 
 
 def ssn_ok(value: str) -> bool:
+    """A US SSN the SSA could have issued: no area 000, 666 or 900-999, no group 00, no
+    serial 0000, and not one of the numbers famously used in advertising."""
     digits = value.replace("-", "").replace(" ", "")
+    if len(digits) != 9 or not digits.isdigit():
+        return False
     area, group, serial = digits[:3], digits[3:5], digits[5:]
-    return area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000"
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return False
+    return digits not in ("078051120", "219099999", "123456789")
 
 
 def ip_ok(value: str) -> bool:
@@ -57,77 +85,115 @@ def ip_ok(value: str) -> bool:
         address = ipaddress.ip_address(value)
     except ValueError:
         return False
-    # Unspecified and loopback addresses say nothing about a person.
-    return not (address.is_unspecified or address.is_loopback)
+    # Unspecified, loopback and link-local addresses say nothing about anyone.
+    return not (address.is_unspecified or address.is_loopback or address.is_link_local)
 
 
 def mac_ok(value: str) -> bool:
-    return value.replace("-", ":").lower() not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff")
+    compact = value.replace("-", ":").lower()
+    return compact not in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff")
+
+
+def _without_extension(value: str) -> str:
+    if "x" in value or "X" in value or "#" in value:
+        return _EXTENSION.sub("", value)
+    return value
 
 
 def phone_digits(value: str) -> int:
     """Digits of a phone number, its extension left out."""
-    number = value.split("x", 1)[0]
-    return sum(map(number.count, "0123456789"))
+    return len(_NOT_DIGIT.sub("", _without_extension(value)))
 
 
 def phone_ok(value: str) -> bool:
-    digits = phone_digits(value)
-    if not 7 <= digits <= 15 or _DATE.search(value):
+    """A phone number by shape. After a country code it must have a length that country's
+    numbers have (from `phonenumbers`' metadata); a national number (the region is unknown)
+    must be grouped the way numbers are written, which dates, decimals, ranges, versions
+    and timestamps are not."""
+    number = _without_extension(value)
+    digits = len(_NOT_DIGIT.sub("", number))
+    if not 7 <= digits <= 15 or _DATE.search(number):
         return False
-    if value.startswith("+") or "(" in value:
-        return True
-    groups = _GROUP_SEPARATOR.split(value.split("x", 1)[0].strip())
+    if number.startswith("+"):
+        return _international_ok(number)
+    if number.startswith("00"):
+        return digits >= 10
+    groups = [g for g in _GROUPS.split(number) if g]
+    if any(not g.isdigit() for g in groups):
+        return False
+    if "(" in number or ")" in number:
+        return _AREA_CODE.search(number) is not None  # "(212) 555-0147", not "2024 ( 2024"
+    if "/" in number and number[0] != "0":
+        return False  # "10.1000/182" is a DOI; only "030/1234567" puts a slash in a number
+    if len(groups) > 1 and all(len(g) == 4 and g[:2] in ("19", "20") for g in groups):
+        return False  # "2019 2020 2021": years
     if len(groups) == 1:
         # Unseparated: a NANP number (area code 2-9), with or without its country code 1,
-        # or a national number with a trunk 0. Epoch timestamps and ids fall outside.
-        return (digits == 10 and value[0] in "23456789") or (
-            digits == 11 and (value[:2] in _NANP_WITH_1 or value[0] == "0")
+        # or a national number with a trunk 0. Epoch timestamps (1...) and ids fall outside.
+        return (digits == 10 and number[0] != "1" and number[:2] != "00") or (
+            digits == 11 and (number[:2] in _NANP_WITH_1 or number[0] == "0")
         )
+    if min(map(len, groups[1:])) == 1 or max(map(len, groups)) > 8:
+        return False  # "978-3-16-148410-0": an ISBN, a part number
     if len(groups) == 2:
-        # Two groups: a decimal number, a range or a postcode, unless shaped like a local
-        # number (555-0132, 9472 7916), a trunk-prefixed one or a long subscriber part.
-        if "." in value:
+        # Two groups: a decimal, a range or a postcode, unless shaped like a local number
+        # (555-0132, 9472 7916), a trunk-prefixed one or a long subscriber part.
+        if "." in number:
             return False
         local = len(groups[1]) == 4 and len(groups[0]) in (3, 4)
-        return local or (value[0] == "0" and digits >= 9) or len(groups[1]) >= 6
+        return local or (number[0] == "0" and digits >= 9) or len(groups[1]) >= 6
     return True
 
 
-def phone_spans(value: str) -> list[tuple[int, int]]:
-    """Phone numbers inside a candidate run, which may hold several numbers in a row
-    (`905-674-3793 07700 063 966`): a chunk that is a number by itself stands alone, short
-    chunks are joined while they fit one number."""
-    if phone_ok(value):
-        return [(0, len(value))]
-    spans: list[tuple[int, int]] = []
-    run: list[tuple[int, int]] = []
-
-    def close() -> None:
-        if run and phone_ok(value[run[0][0] : run[-1][1]]):
-            spans.append((run[0][0], run[-1][1]))
-        run.clear()
-
-    for chunk in _CHUNK.finditer(value):
-        if phone_digits(chunk.group()) >= 7:
-            close()
-            if phone_ok(chunk.group()):
-                spans.append(chunk.span())
-            continue
-        if run and phone_digits(value[run[0][0] : chunk.end()]) > 15:
-            close()
-        run.append(chunk.span())
-    close()
-    return spans
+@functools.cache
+def _national_lengths(country_code: int) -> frozenset[int]:
+    """Lengths a national number may have after this country code, from phonenumbers'
+    metadata (static, so cached per code; parsing every candidate costs 20 µs)."""
+    lengths: set[int] = set()
+    for region in phonenumbers.region_codes_for_country_code(country_code):
+        if region == "001":
+            meta = PhoneMetadata.metadata_for_nongeo_region(country_code)
+        else:
+            meta = PhoneMetadata.metadata_for_region(region)
+        if meta is not None and meta.general_desc is not None:
+            lengths.update(meta.general_desc.possible_length or ())
+    return frozenset(lengths)
 
 
-def _entropy(value: str) -> float:
-    counts = Counter(value)
-    return -sum(c / len(value) * math.log2(c / len(value)) for c in counts.values())
+def _international_ok(number: str) -> bool:
+    digits = _NOT_DIGIT.sub("", number.replace("(0)", ""))
+    # Country codes are prefix-free: the first known one is the one.
+    for size in (1, 2, 3):
+        lengths = _national_lengths(int(digits[:size]))
+        if lengths:
+            return len(digits) - size in lengths
+    return False
 
 
-def secret_ok(value: str) -> bool:
-    # A word after "token:" is prose ("token: see below"); a real one mixes character
-    # classes or is long, and is not a run of one character ("******").
-    has_digit = any(ch.isdigit() for ch in value)
-    return (has_digit or len(value) >= 20) and _entropy(value) >= 2.5
+def entropy_bits(value: str) -> float:
+    """Shannon entropy per character."""
+    n = len(value)
+    return math.log2(n) - sum(c * math.log2(c) for c in map(value.count, set(value))) / n
+
+
+def secret_ok(value: str, *, labelled: bool) -> bool:
+    """A credential's value. After `password:`-style labels it needs a digit, a symbol,
+    mixed case or some length, and must not repeat a character or two ("******"); next to a
+    bare word ("my token abc...") only long, mixed, high-entropy strings count."""
+    if value.startswith(("<", "$", "{", "%")):  # placeholders and template variables
+        return False
+    has_digit = any(map(str.isdigit, value))
+    if labelled:
+        mixed = not value.isalnum() or (value[1:].lower() != value[1:] and value.upper() != value)
+        return (has_digit or mixed or len(value) >= 12) and entropy_bits(value) >= 2.5
+    classes = has_digit + any(map(str.islower, value)) + any(map(str.isupper, value))
+    return len(value) >= 16 and classes >= 2 and has_digit and entropy_bits(value) >= 3.5
+
+
+def basic_auth_ok(value: str) -> bool:
+    """HTTP Basic credentials: base64 of `user:password`."""
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return b":" in decoded
