@@ -1,308 +1,681 @@
-"""The gateway's cost on the user's path, measured in one run on this machine.
+"""The gateway's cost on the user's path, measured in one run on this machine: nginx direct,
+through nginx `proxy_pass` (the physical reference), through a bare aiohttp proxy (the
+framework's floor) and through shadowgate; then shadowing, streaming and memory. Loopback only.
 
     python -m benchmarks.proxy_bench [--quick]
 
-Against nginx serving a fixed 1 KB JSON answer: direct, through an nginx `proxy_pass` (the
-physical reference) and through shadowgate, at a fixed 500 req/s (open loop) and at maximum
-throughput (closed loop); shadowgate again with `shadow_percent: 100` and a candidate that
-never answers; streaming time to first byte against the simulator; the gateway's RSS before
-and after a long run with every request mirrored. Prints figures and ratios; asserts nothing.
-Needs nginx (`apt-get install nginx-light`). Loopback only.
+Needs nginx (`apt-get install nginx`) and `pip install -e '.[bench]'`. Prints one table
+of figures and ratios and asserts nothing about time: exits 1 only when something failed to
+start or a load run failed. Every process it starts is stopped, also on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import orjson
 import psutil
 import yaml
 
-from gateway.processes import Child, free_port, shadowgate_command
+from benchmarks._nginx import Nginx, chat_completion, nginx_binary
+from gateway.embedded_redis import EmbeddedRedis
+from gateway.processes import Child, ProcessStartError, die_with_parent_signal, free_port
+from gateway.processes import shadowgate_command as shadowgate
 
 ADMIN_TOKEN = "bench-admin"
-ANSWER = orjson.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "model": "bench",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "x" * 820},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 9, "completion_tokens": 200, "total_tokens": 209},
-    }
-).decode()
-
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 2048; }}
-http {{
-  access_log off;
-  keepalive_requests 10000000;
-  client_body_temp_path {dir}/body;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  uwsgi_temp_path {dir}/uwsgi;
-  scgi_temp_path {dir}/scgi;
-  upstream origin {{ server 127.0.0.1:{origin}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{origin};
-    location / {{ default_type application/json; return 200 '{answer}'; }}
-  }}
-  server {{
-    listen 127.0.0.1:{proxy};
-    location / {{
-      proxy_pass http://origin;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }}
-  }}
-}}
-"""
+RATE = 500.0
+PACED_TOKENS_S = 1000
+ROOT = Path(__file__).resolve().parents[1]
+MIB = 2**20
+Row = tuple[str, str, str]
 
 
-def hung_server(port: int) -> None:
-    """Accept connections and never answer: a candidate that hangs."""
-    with socket.create_server(("127.0.0.1", port)) as server:
-        held = []
-        while True:
-            conn, _ = server.accept()
-            held.append(conn)
+class LoadError(RuntimeError):
+    """A load-generator run failed (it crashed or did not finish in time)."""
 
 
-def load(port: int, *args: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-m", "benchmarks._load", "--port", str(port), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    result: dict[str, Any] = orjson.loads(out.stdout.strip().splitlines()[-1])
-    return result
+@dataclass(frozen=True)
+class Plan:
+    """How long each phase runs; `--quick` shrinks every one of them."""
 
+    latency_s: float
+    shadow_s: float
+    throughput_s: float
+    ttfb_count: int
+    rss_requests: int
+    quiet_wait_s: float
 
-def admin_put(control_port: int, body: dict[str, float]) -> None:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{control_port}/admin/traffic",
-        method="PUT",
-        data=orjson.dumps(body),
-        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
-    )
-    with urllib.request.urlopen(request, timeout=5):
-        pass
-
-
-def metrics_text(control_port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{control_port}/metrics", timeout=5) as r:
-        return str(r.read().decode())
-
-
-def start_gateway(
-    workdir: Path, name: str, production: str, candidate: str, children: list[Child]
-) -> tuple[Child, int, int]:
-    port, control = free_port(), free_port()
-    config = {
-        "listen": {"host": "127.0.0.1", "port": port},
-        "control": {"host": "127.0.0.1", "port": control},
-        "upstreams": {"production": {"url": production}, "candidate": {"url": candidate}},
-        "shadow": {"timeout_s": 300, "noise_percent": 0},
-        "state_dir": str(workdir / name),
-        "log_level": "warning",
-    }
-    path = workdir / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    child = Child(
-        name,
-        shadowgate_command("serve", "--config", str(path)),
-        log_path=workdir / f"{name}.log",
-        env={"SHADOWGATE_ADMIN_TOKEN": ADMIN_TOKEN},
-    )
-    children.append(child)
-    child.wait_ready(f"http://127.0.0.1:{control}/readyz", timeout_s=30)
-    return child, port, control
-
-
-def run(quick: bool) -> None:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        sys.exit("proxy_bench: nginx is not installed (apt-get install nginx-light)")
-    seconds = "4" if quick else "10"
-    long_run = 10_000 if quick else 50_000
-    workdir = Path(tempfile.mkdtemp(prefix="sgb-"))
-    children: list[Child] = []
-    rows: list[tuple[str, str]] = []
-    try:
-        origin, nginx_proxy, hung = free_port(), free_port(), free_port()
-        conf = workdir / "nginx.conf"
-        conf.write_text(
-            NGINX_CONF.format(dir=workdir, origin=origin, proxy=nginx_proxy, answer=ANSWER)
-        )
-        children.append(
-            Child(
-                "nginx",
-                [nginx, "-c", str(conf), "-p", str(workdir)],
-                log_path=workdir / "nginx.out",
-                env={},
+    @classmethod
+    def of(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(
+                latency_s=4,
+                shadow_s=6,
+                throughput_s=3,
+                ttfb_count=100,
+                rss_requests=10_000,
+                quiet_wait_s=3,
             )
-        )
-        children.append(
-            Child(
-                "hung",
-                [sys.executable, "-m", "benchmarks.proxy_bench", "--hung", str(hung)],
-                log_path=workdir / "hung.out",
-                env={},
-            )
-        )
-        sims = {}
-        for name in ("sim-production", "sim-candidate"):
-            sims[name] = free_port()
-            sim = Child(
-                name,
-                shadowgate_command("simulate", "--profile", "fast", "--port", str(sims[name])),
-                log_path=workdir / f"{name}.log",
-                env={},
-            )
-            children.append(sim)
-            sim.wait_ready(f"http://127.0.0.1:{sims[name]}/healthz")
-        time.sleep(0.5)
-        _, gw_port, gw_control = start_gateway(
-            workdir, "gw-nginx", f"http://127.0.0.1:{origin}", f"http://127.0.0.1:{hung}",
-            children,
-        )  # fmt: skip
-        sim_gw, sim_gw_port, sim_gw_control = start_gateway(
-            workdir,
-            "gw-sim",
-            f"http://127.0.0.1:{sims['sim-production']}",
-            f"http://127.0.0.1:{sims['sim-candidate']}",
-            children,
-        )
-        for port in (origin, nginx_proxy, gw_port):  # warm up pools and code paths
-            load(port, "--mode", "closed", "--connections", "4", "--duration", "1")
-
-        fixed = ("--mode", "open", "--rate", "500", "--duration", seconds, "--connections", "16")
-        direct = load(origin, *fixed)
-        via_nginx = load(nginx_proxy, *fixed)
-        via_gw = load(gw_port, *fixed)
-        admin_put(gw_control, {"shadow_percent": 100})
-        time.sleep(1.2)
-        via_gw_shadow = load(gw_port, *fixed)
-        admin_put(gw_control, {"shadow_percent": 0})
-        dropped = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in metrics_text(gw_control).splitlines()
-            if line.startswith('shadowgate_shadow_total{outcome="dropped_saturated"}')
+        return cls(
+            latency_s=10,
+            shadow_s=15,
+            throughput_s=5,
+            ttfb_count=300,
+            rss_requests=50_000,
+            quiet_wait_s=20,
         )
 
-        def added(row: dict[str, Any], key: str) -> float:
-            return float(row[key] - direct[key])
 
-        rows.append(
-            ("direct p50 / p99 at 500 req/s", f"{direct['p50_ms']:.3f} / {direct['p99_ms']:.3f} ms")
-        )
-        rows.append(
-            (
-                "nginx proxy_pass added p50 / p99",
-                f"{added(via_nginx, 'p50_ms'):.3f} / {added(via_nginx, 'p99_ms'):.3f} ms",
-            )
-        )
-        rows.append(
-            (
-                "shadowgate added p50 / p99",
-                f"{added(via_gw, 'p50_ms'):.3f} / {added(via_gw, 'p99_ms'):.3f} ms",
-            )
-        )
-        rows.append(
-            (
-                "shadowgate, shadow 100% + hung candidate: p50 / p99",
-                f"{via_gw_shadow['p50_ms']:.3f} / {via_gw_shadow['p99_ms']:.3f} ms "
-                f"({dropped:.0f} mirrors dropped_saturated)",
-            )
-        )
-        rows.append(("user p99 with shadow 100% / shadow 0%",
-                     f"{via_gw_shadow['p99_ms'] / via_gw['p99_ms']:.3f}"))  # fmt: skip
+@dataclass
+class Gateway:
+    """One `shadowgate serve` process and its two ports."""
 
-        closed = ("--mode", "closed", "--connections", "8", "--duration", seconds)
-        targets = (("direct", origin), ("nginx", nginx_proxy), ("gateway", gw_port))
-        rps = {name: load(port, *closed)["rps"] for name, port in targets}
-        rows.append(
-            (
-                "max req/s direct / nginx / shadowgate (8 connections)",
-                f"{rps['direct']:.0f} / {rps['nginx']:.0f} / {rps['gateway']:.0f}",
-            )
-        )
-        rows.append(
-            ("shadowgate max req/s vs nginx proxy_pass", f"{rps['gateway'] / rps['nginx']:.3f}")
-        )
+    name: str
+    child: Child
+    port: int
+    control: int
 
-        stream_direct = load(sims["sim-production"], "--mode", "ttfb", "--count", "300")
-        stream_gw = load(sim_gw_port, "--mode", "ttfb", "--count", "300")
-        rows.append(
-            (
-                "streaming TTFB p50 direct / via shadowgate",
-                f"{stream_direct['p50_ms']:.3f} / {stream_gw['p50_ms']:.3f} ms",
-            )
-        )
-        rows.append(("streaming TTFB added p50 / p99",
-                     f"{stream_gw['p50_ms'] - stream_direct['p50_ms']:.3f} / "
-                     f"{stream_gw['p99_ms'] - stream_direct['p99_ms']:.3f} ms"))  # fmt: skip
+    def process(self) -> psutil.Process:
+        return psutil.Process(self.child.process.pid)
 
-        admin_put(sim_gw_control, {"shadow_percent": 100})
-        time.sleep(1.2)
-        process = psutil.Process(sim_gw.process.pid)
-        rss_before = process.memory_info().rss
-        done = 0
-        while done < long_run:
-            result = load(sim_gw_port, "--mode", "closed", "--connections", "8", "--duration", "5")
-            done += int(result["requests"])
-        time.sleep(2)
-        rss_after = process.memory_info().rss
-        published = sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in metrics_text(sim_gw_control).splitlines()
-            if line.startswith("shadowgate_pairs_published_total")
+    def wait_ready(self) -> None:
+        self.child.wait_ready(f"http://127.0.0.1:{self.control}/readyz", timeout_s=30)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of one metric's samples whose labels include `labels`."""
+        url = f"http://127.0.0.1:{self.control}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        total = 0.0
+        wanted = [f'{key}="{value}"' for key, value in labels.items()]
+        for line in text.splitlines():
+            head, _, value = line.rpartition(" ")
+            metric, _, label_text = head.partition("{")
+            if metric == name and all(item in label_text for item in wanted):
+                total += float(value)
+        return total
+
+    def shadow_outcomes(self) -> dict[str, float]:
+        outcomes = ("sent", "dropped_saturated", "failed", "timeout")
+        return {o: self.metric("shadowgate_shadow_total", outcome=o) for o in outcomes}
+
+    def set_shadow_percent(self, percent: float) -> None:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.control}/admin/traffic",
+            method="PUT",
+            data=orjson.dumps({"shadow_percent": percent}),
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
         )
-        growth = (rss_after - rss_before) / 2**20
-        rows.append((f"gateway RSS before / after {done} requests, all mirrored",
-                     f"{rss_before / 2**20:.1f} / {rss_after / 2**20:.1f} MiB "
-                     f"(+{growth:.1f} MiB, {published:.0f} pairs published)"))  # fmt: skip
-    finally:
-        for child in reversed(children):
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+
+@dataclass
+class Bench:
+    """Everything one run started, so that all of it is stopped however the run ends."""
+
+    workdir: Path
+    children: list[Child] = field(default_factory=list)
+    redis: EmbeddedRedis | None = None
+    nginx: list[Nginx] = field(default_factory=list)
+
+    def spawn(self, name: str, args: Sequence[str], env: dict[str, str] | None = None) -> Child:
+        child = Child(
+            name, args, log_path=self.workdir / f"{name}.log", env=env or {}, die_with_parent=True
+        )
+        self.children.append(child)
+        return child
+
+    def peer(self, role: str, port: int, *args: str, name: str | None = None) -> Child:
+        command = [sys.executable, "-m", "benchmarks._peers", role, f"--port={port}", *args]
+        return self.spawn(name or role, command)
+
+    def gateway(
+        self, name: str, *, production: int, candidate: int, shadow_percent: float
+    ) -> Gateway:
+        assert self.redis is not None
+        port, control = free_port(), free_port()
+        config = {
+            "listen": {"host": "127.0.0.1", "port": port},
+            "control": {"host": "127.0.0.1", "port": control},
+            "upstreams": {
+                "production": {"url": f"http://127.0.0.1:{production}"},
+                "candidate": {"url": f"http://127.0.0.1:{candidate}"},
+            },
+            "traffic": {"shadow_percent": shadow_percent},
+            # Mirrors to a hung candidate pile up to shadow.max_in_flight and stay there.
+            "shadow": {"timeout_s": 600},
+            # One Redis for every gateway, each under its own prefix: no embedded scoring
+            # worker is started, so none competes with the gateway for the two cores.
+            "redis": {"url": self.redis.url, "key_prefix": f"{name}:"},
+            "state_dir": str(self.workdir / name),
+        }
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        command = shadowgate("--log-level", "warning", "serve", "--config", str(path))
+        child = self.spawn(name, command, env={"SHADOWGATE_ADMIN_TOKEN": ADMIN_TOKEN})
+        return Gateway(name=name, child=child, port=port, control=control)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
             child.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        for nginx in reversed(self.nginx):
+            nginx.stop()
+        if self.redis is not None:
+            self.redis.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
-    width = max(len(name) for name, _ in rows)
-    print("shadowgate proxy benchmark (loopback, this machine, one run)")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
+
+@dataclass
+class Setup:
+    """The ports and processes the phases measure."""
+
+    origin: Nginx  # the fixed answer, and a proxy_pass to it in the same worker
+    origin_port: int
+    same_worker_port: int
+    proxy: Nginx  # a proxy_pass to the origin from a process of its own
+    proxy_port: int
+    floor: Child
+    floor_port: int
+    sim_port: int
+    paced_port: int
+    paced_floor_port: int
+    gw: Gateway  # shadow 0%, candidate hung
+    twin: Gateway  # the same at 0% (candidate healthy): an A/A control, then shadow 100%
+    hung: Gateway  # shadow 100%, candidate hung
+    gw_sim: Gateway  # production: the fast simulator
+    gw_paced: Gateway  # production: the paced simulator
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def start_all(bench: Bench, nginx_path: str) -> Setup:
+    bench.redis = EmbeddedRedis(state_dir=bench.workdir / "redis", persist=False)
+    bench.redis.start()
+    origin, hung, floor = free_port(), free_port(), free_port()
+    sim, sim_candidate, paced, paced_floor = free_port(), free_port(), free_port(), free_port()
+    same_worker, proxy = free_port(), free_port()
+    origin_nginx = Nginx(
+        "nginx-origin",
+        binary=nginx_path,
+        workdir=bench.workdir / "nginx-origin",
+        answer=(origin, chat_completion(1024)),
+        proxy=(same_worker, origin),
+    )
+    bench.nginx.append(origin_nginx)
+    proxy_nginx = Nginx(
+        "nginx-proxy",
+        binary=nginx_path,
+        workdir=bench.workdir / "nginx-proxy",
+        proxy=(proxy, origin),
+    )
+    bench.nginx.append(proxy_nginx)
+    floor_child = bench.peer("floor", floor, f"--upstream=http://127.0.0.1:{origin}")
+    paced_floor_child = bench.peer(
+        "floor", paced_floor, f"--upstream=http://127.0.0.1:{paced}", name="floor-paced"
+    )
+    hung_child = bench.peer("hung", hung)
+    paced_child = bench.peer("paced", paced, f"--tokens-per-s={PACED_TOKENS_S}")
+    sims = [
+        (
+            bench.spawn(f"sim-{port}", shadowgate("simulate", "--profile=fast", f"--port={port}")),
+            port,
+        )
+        for port in (sim, sim_candidate)
+    ]
+    setup = Setup(
+        origin=origin_nginx,
+        origin_port=origin,
+        same_worker_port=same_worker,
+        proxy=proxy_nginx,
+        proxy_port=proxy,
+        floor=floor_child,
+        floor_port=floor,
+        sim_port=sim,
+        paced_port=paced,
+        paced_floor_port=paced_floor,
+        gw=bench.gateway("gw", production=origin, candidate=hung, shadow_percent=0),
+        twin=bench.gateway("gwtwin", production=origin, candidate=origin, shadow_percent=0),
+        hung=bench.gateway("gwhung", production=origin, candidate=hung, shadow_percent=100),
+        gw_sim=bench.gateway("gwsim", production=sim, candidate=sim_candidate, shadow_percent=0),
+        gw_paced=bench.gateway(
+            "gwpaced", production=paced, candidate=sim_candidate, shadow_percent=0
+        ),
+    )
+    origin_nginx.wait_ready()
+    proxy_nginx.wait_ready()
+    wait_port(hung, hung_child)
+    floor_child.wait_ready(f"http://127.0.0.1:{floor}/healthz")
+    paced_child.wait_ready(f"http://127.0.0.1:{paced}/healthz")
+    paced_floor_child.wait_ready(f"http://127.0.0.1:{paced_floor}/healthz")
+    for child, port in sims:
+        child.wait_ready(f"http://127.0.0.1:{port}/healthz")
+    for gateway in (setup.gw, setup.twin, setup.hung, setup.gw_sim, setup.gw_paced):
+        gateway.wait_ready()
+    return setup
+
+
+def wait_port(port: int, child: Child, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and child.process.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise ProcessStartError(f"{child.name}: nothing listens on 127.0.0.1:{port}: {child.tail()}")
+
+
+def load(mode: str, targets: dict[str, int], *args: str, timeout_s: float = 300) -> dict[str, Any]:
+    """Runs the load generator in its own process and returns its JSON report."""
+    command = [sys.executable, "-m", "benchmarks._load", mode]
+    command += [f"--target={name}={port}" for name, port in targets.items()]
+    try:
+        done = subprocess.run(
+            [*command, *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+            preexec_fn=die_with_parent_signal,
+        )
+    except subprocess.TimeoutExpired:
+        raise LoadError(f"load generator ({mode}) did not finish in {timeout_s:.0f} s") from None
+    if done.returncode != 0:
+        raise LoadError(f"load generator ({mode}) failed: {done.stderr.strip()[-600:]}")
+    report: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return report
+
+
+def open_loop(targets: dict[str, int], seconds: float) -> dict[str, Any]:
+    return load("open", targets, f"--rate={RATE}", f"--duration={seconds}", "--connections=16")
+
+
+class Background:
+    """CPU used by processes outside this run, as a share of the machine: other people's test
+    runs share it. Before each phase the run waits (a bounded time) for a quiet moment."""
+
+    def __init__(self, max_wait_s: float) -> None:
+        self.max_wait_s = max_wait_s
+        self.phases: list[tuple[str, float]] = []
+
+    @staticmethod
+    def _counters() -> tuple[float, float]:
+        """(CPU seconds the machine spent, of which this run's processes), kernel IRQ left out."""
+        t = psutil.cpu_times()
+        machine = float(t.user + t.nice + t.system + getattr(t, "steal", 0.0))
+        me = psutil.Process()
+        ours = 0.0
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            ours += times.user + times.system
+        reaped = os.times()  # load generators that already ended
+        return machine, ours + reaped.children_user + reaped.children_system
+
+    @contextmanager
+    def measure(self) -> Iterator[list[float]]:
+        share: list[float] = []
+        (machine, ours), started = self._counters(), time.monotonic()
+        yield share
+        elapsed = (time.monotonic() - started) * (psutil.cpu_count() or 1)
+        machine_now, ours_now = self._counters()
+        share.append(max(0.0, ((machine_now - machine) - (ours_now - ours)) / elapsed))
+
+    def wait_quiet(self, below: float = 0.10) -> None:
+        deadline = time.monotonic() + self.max_wait_s
+        while time.monotonic() < deadline:
+            with self.measure() as share:
+                time.sleep(0.5)
+            if share[0] < below:
+                return
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self.wait_quiet()
+        with self.measure() as share:
+            yield
+        self.phases.append((name, share[0]))
+
+
+@dataclass
+class Failures:
+    """Requests that failed or got a non-2xx answer, per phase and path; latency figures
+    count successful requests only, so these are reported next to them."""
+
+    seen: list[str] = field(default_factory=list)
+
+    def note(self, phase: str, targets: dict[str, dict[str, Any]]) -> None:
+        for name, row in targets.items():
+            if row["errors"]:
+                self.seen.append(f"{phase}/{name} {row['errors']} {row['statuses'] or ''}")
+
+    def row(self) -> Row:
+        return ("failed or non-2xx requests", "; ".join(self.seen) or "none", "")
+
+
+def ms(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def p50_p99(row: dict[str, Any]) -> str:
+    return f"{ms(row['p50_ms'])} / {ms(row['p99_ms'])} ms"
+
+
+def added(via: dict[str, Any], base: dict[str, Any]) -> str:
+    return f"{via['p50_ms'] - base['p50_ms']:+.3f} / {via['p99_ms'] - base['p99_ms']:+.3f}"
+
+
+def verdict(value: float, limit: float) -> str:
+    return "met" if value <= limit else "missed"
+
+
+def fixed_rate(
+    setup: Setup, plan: Plan, background: Background, failures: Failures
+) -> tuple[list[Row], float, float]:
+    """Added latency at a fixed rate, every path in the same window, requests interleaved."""
+    paths = {
+        "direct": setup.origin_port,
+        "same-worker": setup.same_worker_port,
+        "nginx": setup.proxy_port,
+        "floor": setup.floor_port,
+        "gw": setup.gw.port,
+    }
+    open_loop(paths, 2)  # warm-up: pools, code paths, caches
+    with background.phase("fixed rate"):
+        report = open_loop(paths, plan.latency_s)
+    t = report["targets"]
+    failures.note("fixed rate", t)
+    direct = t["direct"]
+    rows = [
+        (
+            f"direct to nginx, {RATE:.0f} req/s ({direct['ok'] + direct['errors']:,} requests "
+            "per path): p50 / p99 / p99.9",
+            f"{p50_p99(direct)[:-3]} / {ms(direct['p999_ms'])} ms",
+            "",
+        )
+    ]
+    labels = {
+        "same-worker": "nginx proxy_pass in the origin's own worker",
+        "nginx": "nginx proxy_pass in a process of its own (the reference)",
+        "floor": "bare aiohttp proxy",
+        "gw": "shadowgate",
+    }
+    for key, label in labels.items():
+        target = ""
+        if key == "gw":
+            over50 = t[key]["p50_ms"] - direct["p50_ms"]
+            over99 = t[key]["p99_ms"] - direct["p99_ms"]
+            target = f"added ≤ 0.5 / ≤ 2 ms: {verdict(over50, 0.5)} / {verdict(over99, 2.0)}"
+        rows.append(
+            (
+                f"{label}: p50 / p99 (added)",
+                f"{p50_p99(t[key])} ({added(t[key], direct)})",
+                target,
+            )
+        )
+    return rows, report["lateness_p50_ms"], report["lateness_p99_ms"]
+
+
+def shadowing(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:
+    """Shadow 100% to a hung candidate next to two identical gateways at 0% (an A/A control
+    that shows how far p99 moves by chance), then 100% to a healthy candidate."""
+    trio = {"gw": setup.gw.port, "twin": setup.twin.port, "hung": setup.hung.port}
+    open_loop(trio, 2)
+    dropped = setup.hung.shadow_outcomes()["dropped_saturated"]
+    with background.phase("shadow, hung candidate"):
+        t = open_loop(trio, plan.shadow_s)["targets"]
+    failures.note("shadow, hung", t)
+    dropped = setup.hung.shadow_outcomes()["dropped_saturated"] - dropped
+    stuck = setup.hung.metric("shadowgate_shadow_in_flight")
+    baseline = (t["gw"]["p99_ms"] + t["twin"]["p99_ms"]) / 2
+    change = t["hung"]["p99_ms"] / baseline - 1
+    rows = [
+        (
+            "shadowgate, shadow 0%, two identical gateways (A/A): p50 / p99",
+            f"{p50_p99(t['gw'])[:-3]} and {p50_p99(t['twin'])} "
+            f"(p99 differs by {t['twin']['p99_ms'] / t['gw']['p99_ms'] - 1:+.1%})",
+            "",
+        ),
+        (
+            "shadowgate, shadow 100%, hung candidate: p50 / p99 (p99 vs the A/A mean)",
+            f"{p50_p99(t['hung'])} ({change:+.1%}; {dropped:,.0f} mirrors dropped_saturated, "
+            f"{stuck:.0f} stuck in flight)",
+            f"p99 change ≤ 10%: {verdict(abs(change), 0.10)}",
+        ),
+    ]
+
+    setup.twin.set_shadow_percent(100)
+    pair = {"gw": setup.gw.port, "twin": setup.twin.port}
+    open_loop(pair, 1)
+    before = setup.twin.shadow_outcomes()["sent"]
+    published = setup.twin.metric("shadowgate_pairs_published_total")
+    with background.phase("shadow, healthy candidate"):
+        t = open_loop(pair, plan.latency_s)["targets"]
+    failures.note("shadow, healthy", t)
+    sent = setup.twin.shadow_outcomes()["sent"] - before
+    published = setup.twin.metric("shadowgate_pairs_published_total") - published
+    change = t["twin"]["p99_ms"] / t["gw"]["p99_ms"] - 1
+    rows.append(
+        (
+            "shadowgate, shadow 100%, healthy candidate: p50 / p99 (p99 vs 0% in the same window)",
+            f"{p50_p99(t['twin'])} ({change:+.1%}; 0%: {p50_p99(t['gw'])}; {sent:,.0f} mirrors "
+            f"sent, {published:,.0f} pairs published)",
+            "",
+        )
+    )
+    return rows
+
+
+def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:
+    """One path at a time: one connection back to back (every process stays awake, unlike at
+    a fixed rate), then eight connections for the maximum rate and the CPU per request."""
+    paths = {
+        "direct": (setup.origin_port, setup.origin.worker()),
+        "nginx": (setup.proxy_port, setup.proxy.worker()),
+        "floor": (setup.floor_port, psutil.Process(setup.floor.process.pid)),
+        "gw": (setup.gw.port, setup.gw.process()),
+    }
+    sequential: dict[str, dict[str, Any]] = {}
+    rps: dict[str, float] = {}
+    cpu_us: dict[str, float] = {}
+    with background.phase("closed loops"):
+        for key, (port, process) in paths.items():
+            one = load("closed", {key: port}, "--connections=1", f"--duration={plan.throughput_s}")
+            sequential[key] = one["targets"]["closed"]
+            failures.note("one connection", {key: sequential[key]})
+            before = process.cpu_times()
+            eight = load(
+                "closed", {key: port}, "--connections=8", f"--duration={plan.throughput_s}"
+            )
+            after = process.cpu_times()
+            cpu = after.user + after.system - before.user - before.system
+            rps[key] = eight["rps"]
+            failures.note("8 connections", {key: eight["targets"]["closed"]})
+            cpu_us[key] = cpu / max(1, eight["targets"]["closed"]["ok"]) * 1e6
+    direct = sequential["direct"]
+    return [
+        (
+            "one connection, back to back: direct p50 / p99; added by nginx proxy_pass, bare "
+            "aiohttp, shadowgate",
+            f"{p50_p99(direct)}; "
+            + ", ".join(f"{added(sequential[k], direct)}" for k in ("nginx", "floor", "gw")),
+            "",
+        ),
+        (
+            "max req/s, 8 connections: direct / nginx proxy_pass / bare aiohttp / shadowgate",
+            " / ".join(f"{rps[k]:,.0f}" for k in paths),
+            "",
+        ),
+        (
+            "shadowgate max req/s vs nginx proxy_pass (at most: the one-process load "
+            "generator caps nginx) / vs bare aiohttp",
+            f"{rps['gw'] / rps['nginx']:.3f} / {rps['gw'] / rps['floor']:.3f}",
+            "",
+        ),
+        (
+            "CPU per request: nginx answering / nginx proxying, bare aiohttp, shadowgate",
+            " / ".join(f"{cpu_us[k]:.0f}" for k in paths) + " µs",
+            "",
+        ),
+    ]
+
+
+def streaming(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:
+    """Time to the first chunk of a stream, direct and through the proxies. The fast simulator
+    writes a whole stream within one event-loop turn, so a proxy reads it in one go and its
+    first chunk carries all of it; the paced one sends its tokens apart, as a model does."""
+    streams = {
+        "fast": setup.sim_port,
+        "gw-fast": setup.gw_sim.port,
+        "paced": setup.paced_port,
+        "floor-paced": setup.paced_floor_port,
+        "gw-paced": setup.gw_paced.port,
+    }
+    load("ttfb", streams, "--count=20")
+    with background.phase("streaming"):
+        t = load("ttfb", streams, f"--count={plan.ttfb_count}")["targets"]
+    failures.note("streaming", t)
+    streams_of = f"{plan.ttfb_count} streams of 16 tokens"
+    return [
+        (
+            f"stream first chunk, fast simulator ({streams_of}): direct / via shadowgate (added)",
+            f"{p50_p99(t['fast'])[:-3]} / {p50_p99(t['gw-fast'])} "
+            f"({added(t['gw-fast'], t['fast'])})",
+            "",
+        ),
+        (
+            f"stream first chunk, simulator at {PACED_TOKENS_S:,} tokens/s ({streams_of}): direct",
+            p50_p99(t["paced"]),
+            "",
+        ),
+        (
+            "  through a bare aiohttp streaming proxy / through shadowgate (added)",
+            f"{p50_p99(t['floor-paced'])[:-3]} ({added(t['floor-paced'], t['paced'])}) / "
+            f"{p50_p99(t['gw-paced'])} ({added(t['gw-paced'], t['paced'])})",
+            "",
+        ),
+    ]
+
+
+def memory(setup: Setup, plan: Plan, failures: Failures) -> list[Row]:
+    """RSS across a long run with every request mirrored, one in four streaming."""
+    gateway = setup.gw_sim
+    gateway.set_shadow_percent(100)
+    process = gateway.process()
+    closed = ("--connections=16", "--duration=600", "--stream-every=4")
+    load("closed", {"gw": gateway.port}, *closed, "--requests=2000")
+    rss_before = process.memory_info().rss
+    outcomes_before = gateway.shadow_outcomes()
+    pairs_before = gateway.metric("shadowgate_pairs_published_total")
+    done = 0
+    rss_half = 0
+    for part in (plan.rss_requests // 2, plan.rss_requests - plan.rss_requests // 2):
+        report = load("closed", {"gw": gateway.port}, *closed, f"--requests={part}")
+        done += report["targets"]["closed"]["ok"]
+        failures.note("memory", {"gw": report["targets"]["closed"]})
+        rss_half = rss_half or process.memory_info().rss
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (
+        gateway.metric("shadowgate_shadow_in_flight") or gateway.metric("shadowgate_publish_buffer")
+    ):
+        time.sleep(0.2)
+    rss_after = process.memory_info().rss
+    outcomes = {k: v - outcomes_before[k] for k, v in gateway.shadow_outcomes().items()}
+    pairs = gateway.metric("shadowgate_pairs_published_total") - pairs_before
+    mirrors = ", ".join(f"{k} {v:,.0f}" for k, v in outcomes.items())
+    return [
+        (
+            f"gateway RSS before / half-way / after {done:,} requests, shadow 100% to a "
+            "healthy candidate, 1 in 4 streaming",
+            f"{rss_before / MIB:.1f} / {rss_half / MIB:.1f} / {rss_after / MIB:.1f} MiB "
+            f"({(rss_after - rss_before) / MIB:+.1f} MiB; mirrors {mirrors}; "
+            f"{pairs:,.0f} pairs published)",
+            f"growth ≤ 50 MB: {verdict(rss_after - rss_before, 50e6)}",
+        )
+    ]
+
+
+def run(plan: Plan) -> int:
+    nginx_path = nginx_binary()
+    if nginx_path is None:
+        print("proxy_bench: nginx is not installed (apt-get install nginx)", file=sys.stderr)
+        return 1
+    # A short path: the gateways' state dirs and Redis' unix socket live under it.
+    bench = Bench(workdir=Path(tempfile.mkdtemp(prefix="sgb-", dir="/tmp")))
+    background = Background(plan.quiet_wait_s)
+    failures = Failures()
+    try:
+        setup = start_all(bench, nginx_path)
+        rows, late50, late99 = fixed_rate(setup, plan, background, failures)
+        rows += shadowing(setup, plan, background, failures)
+        rows += closed_loops(setup, plan, background, failures)
+        rows += streaming(setup, plan, background, failures)
+        rows += memory(setup, plan, failures)
+    except (ProcessStartError, LoadError, OSError) as exc:
+        print(f"proxy_bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        bench.stop()
+    rows.append(
+        (
+            "load generator's own send lateness at the fixed rate: p50 / p99",
+            f"{ms(late50)} / {ms(late99)} ms",
+            "",
+        )
+    )
+    rows.append(
+        (
+            f"CPU of other processes during each phase (of {psutil.cpu_count()} cores)",
+            ", ".join(f"{name} {share:.0%}" for name, share in background.phases),
+            "",
+        )
+    )
+    rows.append(failures.row())
+    print_table(rows)
+    return 0
+
+
+def print_table(rows: list[Row]) -> None:
+    header = ("measure", "figure", "target")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    print("shadowgate proxy benchmark: loopback, one run, this machine")
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+
+
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Turns SIGTERM into an exception, so `finally` stops every child as on Ctrl-C.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short phases (about a minute)")
-    parser.add_argument("--hung", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.hung:
-        hung_server(args.hung)
-    else:
-        run(args.quick)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        return run(Plan.of(args.quick))
+    except KeyboardInterrupt:
+        print("proxy_bench: interrupted; every process it started is stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""The small servers the proxy benchmark runs, each in its own process: `floor`, the least an
+aiohttp + uvloop proxy can do (what the framework alone costs); `hung`, a candidate that reads
+requests and never answers; `paced`, the simulator streaming tokens at a fixed rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+
+import aiohttp
+import uvloop
+from aiohttp import web
+
+from gateway.simulator import SimProfile, start
+
+
+async def floor_proxy(port: int, upstream: str) -> None:
+    """One shared session, headers not filtered; a body of known length is read whole and sent
+    in one write (as shadowgate does for small bodies), any other body is streamed."""
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=256),
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+        async with session.request(
+            request.method, upstream + request.raw_path, data=body, headers=headers
+        ) as upstream_response:
+            out = {"Content-Type": upstream_response.headers.get("Content-Type", "")}
+            if upstream_response.content_length is not None:
+                payload = await upstream_response.read()
+                return web.Response(status=upstream_response.status, body=payload, headers=out)
+            response = web.StreamResponse(status=upstream_response.status, headers=out)
+            await response.prepare(request)
+            async for chunk in upstream_response.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+async def hung_server(port: int) -> None:
+    """Reads whatever arrives and never writes a byte back."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+async def paced_simulator(port: int, tokens_per_s: float) -> None:
+    profile = SimProfile(name="paced", model="paced-model", tokens_per_s=tokens_per_s, seed=0)
+    runner, _ = await start(profile, "127.0.0.1", port)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks._peers")
+    parser.add_argument("role", choices=["floor", "hung", "paced"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", default="", help="base URL the floor proxy forwards to")
+    parser.add_argument("--tokens-per-s", type=float, default=1000.0, help="paced simulator")
+    args = parser.parse_args(argv)
+    if args.role == "floor":
+        uvloop.run(floor_proxy(args.port, args.upstream))
+    elif args.role == "hung":
+        uvloop.run(hung_server(args.port))
+    else:
+        uvloop.run(paced_simulator(args.port, args.tokens_per_s))
+
+
+if __name__ == "__main__":
+    main()
