@@ -115,6 +115,8 @@ class ShadowConfig(_Model):
     max_in_flight: PositiveInt = 64
     timeout_s: PositiveFloat = 120.0
     noise_percent: Percent = 10.0
+    breaker_failures: PositiveInt = 5
+    breaker_cooldown_s: PositiveFloat = 5.0
 
     @field_validator("paths")
     @classmethod

@@ -30,6 +30,7 @@ METRIC_PREFIX: Final = "shadowgate_"
 SHADOW_SENT: Final = "sent"
 SHADOW_DROPPED_SATURATED: Final = "dropped_saturated"
 SHADOW_DROPPED_TOO_LARGE: Final = "dropped_too_large"
+SHADOW_DROPPED_CIRCUIT_OPEN: Final = "dropped_circuit_open"
 SHADOW_FAILED: Final = "failed"
 SHADOW_TIMEOUT: Final = "timeout"
 

@@ -82,6 +82,11 @@ class ProxyHandler:
         self._max_body = config.shadow.max_body_bytes
         self._capture_limit = config.capture.max_bytes
         self._noise_bp = round(config.shadow.noise_percent * 100)
+        # Label children looked up once: `labels()` costs more than the increment itself.
+        arms = (ARM_PRODUCTION, ARM_CANARY)
+        self._ttfb = {arm: metrics.upstream_ttfb.labels(arm) for arm in arms}
+        self._latency = {arm: metrics.upstream_latency.labels(arm) for arm in arms}
+        self._requests: dict[tuple[str, int | None], Any] = {}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         request_id = request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
@@ -93,12 +98,13 @@ class ProxyHandler:
                 400, "request body ended early", "incomplete_body", arm=ARM_PRODUCTION,
                 request_id=request_id,
             )  # fmt: skip
-        document: Any = None
-        if body is not None and self._assigner.needs_body:
-            document = _parse_json(request, body)
         live = self._traffic.current
         job = None
         if live.canary_bp or live.shadow_bp:
+            # Only a live split pays for reading the body's JSON and hashing the unit.
+            document: Any = None
+            if body is not None and self._assigner.needs_body:
+                document = _parse_json(request, body)
             unit = self._assigner.unit_value(request.headers, document)
             assignment = self._assigner.assign(
                 unit, canary_bp=live.canary_bp, shadow_bp=live.shadow_bp
@@ -108,9 +114,14 @@ class ProxyHandler:
                     request, self._candidate, ARM_CANARY, body, request_id, None
                 )
             if assignment.shadow and self._dispatcher is not None:
-                unit_hash = self._assigner.unit_hash(unit) if unit is not None else None
-                job = self._start_mirror(request, body, document, unit_hash, request_id)
+                job = self._start_mirror(request, body, document, unit, request_id)
         return await self._forward(request, self._production, ARM_PRODUCTION, body, request_id, job)
+
+    def _count_request(self, arm: str, status: int | None) -> None:
+        child = self._requests.get((arm, status))
+        if child is None:
+            child = self._requests[arm, status] = self._metrics.requests.labels(arm, str(status))
+        child.inc()
 
     async def _read_small_body(self, request: web.Request) -> bytes | None:
         """The whole body when it is small and on a mirrored route; None means stream it."""
@@ -127,9 +138,13 @@ class ProxyHandler:
         unit: str | None,
         request_id: str,
     ) -> ShadowJob | None:
-        assert self._dispatcher is not None
+        dispatcher = self._dispatcher
+        assert dispatcher is not None
         if request.path not in self._shadow_paths or request.method != "POST":
             self._metrics.shadow_skipped.labels("route").inc()
+            return None
+        if not dispatcher.admits():
+            # Saturated or the candidate's circuit is open: drop before building anything.
             return None
         if body is None:
             if request.content_length is None:
@@ -156,12 +171,12 @@ class ProxyHandler:
             headers=shadow_request_headers(
                 request.headers, request_id=request_id, authorization=None
             ),
-            unit=unit,
+            unit=self._assigner.unit_hash(unit) if unit is not None else None,
             noise=self._assigner.chance(self._noise_bp),
             production_authorization=self._production.authorization
             or request.headers.get("Authorization"),
         )
-        return self._dispatcher.start(mirror)
+        return dispatcher.start(mirror)
 
     async def _send(
         self,
@@ -239,7 +254,7 @@ class ProxyHandler:
                 )
             ttfb = loop.time() - started
             ttfb_ms = ttfb * 1000
-            self._metrics.upstream_ttfb.labels(arm).observe(ttfb)
+            self._ttfb[arm].observe(ttfb)
             status = upstream_response.status
             connection = upstream_response.connection
             if connection is not None and connection.protocol is not None:
@@ -299,8 +314,8 @@ class ProxyHandler:
                 else:
                     upstream_response.close()
             elapsed = loop.time() - started
-            self._metrics.requests.labels(arm, str(status)).inc()
-            self._metrics.upstream_latency.labels(arm).observe(elapsed)
+            self._count_request(arm, status)
+            self._latency[arm].observe(elapsed)
             self._arm_stats.record(arm, status, elapsed)
             if job is not None:
                 job.finish(

@@ -19,9 +19,11 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from gateway.breaker import CircuitBreaker
 from gateway.capture import Answer, Capture, reassemble, to_exchange
 from gateway.config import CaptureConfig, ShadowConfig
 from gateway.constants import (
+    SHADOW_DROPPED_CIRCUIT_OPEN,
     SHADOW_DROPPED_SATURATED,
     SHADOW_FAILED,
     SHADOW_SENT,
@@ -101,15 +103,38 @@ class ShadowDispatcher:
         self._publisher = publisher
         self._metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
+        self._breaker = CircuitBreaker(
+            failures=config.breaker_failures, cooldown_s=config.breaker_cooldown_s
+        )
+        self._dropped_saturated = metrics.shadow.labels(SHADOW_DROPPED_SATURATED)
+        self._dropped_circuit_open = metrics.shadow.labels(SHADOW_DROPPED_CIRCUIT_OPEN)
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def circuit_open(self) -> bool:
+        return self._breaker.is_open
+
+    def admits(self) -> bool:
+        """Whether a mirror may start now; a refusal is counted as its outcome.
+
+        Asked before the proxy builds a mirror, so a saturated dispatcher or a candidate that
+        refuses connections costs the user's request nothing more than this call.
+        """
+        if len(self._tasks) >= self._config.max_in_flight:
+            self._dropped_saturated.inc()
+            return False
+        if not self._breaker.allows():
+            self._dropped_circuit_open.inc()
+            return False
+        return True
+
     def start(self, mirror: MirrorRequest) -> ShadowJob | None:
         """Start a mirror, or count it dropped when `max_in_flight` are already running."""
         if len(self._tasks) >= self._config.max_in_flight:
-            self._metrics.shadow.labels(SHADOW_DROPPED_SATURATED).inc()
+            self._dropped_saturated.inc()
             return None
         future: asyncio.Future[Captured] = asyncio.get_running_loop().create_future()
         task = asyncio.create_task(self._mirror(mirror, future))
@@ -138,7 +163,13 @@ class ShadowDispatcher:
         if self._candidate.authorization is not None:
             candidate_headers["Authorization"] = self._candidate.authorization
         candidate_call = asyncio.ensure_future(
-            self._call(self._candidate.url(mirror.path_qs), mirror.method, body, candidate_headers)
+            self._call(
+                self._candidate.url(mirror.path_qs),
+                mirror.method,
+                body,
+                candidate_headers,
+                breaker=self._breaker,
+            )
         )
         noise_call = None
         if mirror.noise:
@@ -201,9 +232,18 @@ class ShadowDispatcher:
         )
 
     async def _call(
-        self, url: str, method: str, body: bytes, headers: dict[str, str]
+        self,
+        url: str,
+        method: str,
+        body: bytes,
+        headers: dict[str, str],
+        *,
+        breaker: CircuitBreaker | None = None,
     ) -> tuple[Captured, str]:
-        """One mirrored call, bounded by `shadow.timeout_s`; returns the capture and its outcome."""
+        """One mirrored call, bounded by `shadow.timeout_s`; returns the capture and its outcome.
+
+        `breaker` learns whether the upstream took the connection at all.
+        """
         loop = asyncio.get_running_loop()
         started = loop.time()
         ttfb_ms: float | None = None
@@ -219,6 +259,8 @@ class ShadowDispatcher:
                     headers=headers,
                     allow_redirects=False,
                 ) as response:
+                    if breaker is not None:
+                        breaker.record(refused=False)
                     ttfb_ms = (loop.time() - started) * 1000
                     status = response.status
                     content_type = response.headers.get("Content-Type")
@@ -228,6 +270,8 @@ class ShadowDispatcher:
         except TimeoutError:
             return self._failed(status, started, ttfb_ms, "timeout"), SHADOW_TIMEOUT
         except (aiohttp.ClientError, OSError) as exc:
+            if breaker is not None and status is None:
+                breaker.record(refused=isinstance(exc, aiohttp.ClientConnectorError))
             error = f"{type(exc).__name__}: {exc}"[:300]
             return self._failed(status, started, ttfb_ms, error), SHADOW_FAILED
         captured = Captured(

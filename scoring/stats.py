@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from statistics import NormalDist
 
-from scipy import stats
+_NORMAL = NormalDist()
+
+
+def _normal_sf(z: float) -> float:
+    """Upper tail of the standard normal, accurate far into the tail."""
+    return 0.5 * math.erfc(z / math.sqrt(2))
 
 
 def wilson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
     """Two-sided Wilson score interval for a binomial rate; (0, 1) with no trials."""
     if trials <= 0:
         return 0.0, 1.0
-    z = float(stats.norm.ppf(1 - (1 - confidence) / 2))
+    z = _NORMAL.inv_cdf(1 - (1 - confidence) / 2)
     p = successes / trials
     denominator = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
@@ -26,6 +32,9 @@ def rate_above(successes: int, trials: int, limit: float) -> float:
     """p-value of H0: rate <= limit against rate > limit (exact binomial, one-sided)."""
     if trials <= 0:
         return 1.0
+    # Imported here: SciPy costs the gateway process ~75 MiB, and only the judge needs it.
+    from scipy import stats
+
     return float(stats.binomtest(successes, trials, limit, alternative="greater").pvalue)
 
 
@@ -43,7 +52,7 @@ def difference_above(
         + max(p_b * (1 - p_b), 0.25 / n_base) / n_base
     )
     z = (p_c - p_b - margin) / math.sqrt(variance)
-    return float(stats.norm.sf(z))
+    return _normal_sf(z)
 
 
 def difference_upper_bound(

@@ -10,6 +10,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from gateway.processes import free_port
 from gateway.records import PairRecord, pairs_from_entries
 from tests.conftest import Rig, RigFactory
 
@@ -141,6 +142,35 @@ async def test_saturated_mirrors_are_dropped_and_counted(make_rig: RigFactory) -
         assert status == 200
     assert rig.metric("shadowgate_shadow_total", outcome="dropped_saturated") == 2
     assert rig.gateway.dispatcher is not None and rig.gateway.dispatcher.in_flight == 1
+
+
+async def test_refusing_candidate_opens_the_circuit_then_is_probed(
+    make_rig: RigFactory,
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    rig = await make_rig(
+        **SHADOW_ALL,
+        upstreams={"candidate": {"url": closed}},
+        shadow=shadow(breaker_failures=3, breaker_cooldown_s=0.3),
+    )
+    dispatcher = rig.gateway.dispatcher
+    assert dispatcher is not None
+
+    async def serve_one() -> None:
+        assert (await send_chat(rig))[0] == 200
+        await rig.wait_for(lambda: dispatcher.in_flight == 0)
+
+    for _ in range(8):
+        await serve_one()
+    assert rig.metric("shadowgate_shadow_total", outcome="failed") == 3
+    assert rig.metric("shadowgate_shadow_total", outcome="dropped_circuit_open") == 5
+    assert dispatcher.circuit_open
+    await asyncio.sleep(0.35)
+    for _ in range(2):
+        await serve_one()
+    # After the cooldown one probe went out (and failed); the other was dropped again.
+    assert rig.metric("shadowgate_shadow_total", outcome="failed") == 4
+    assert rig.metric("shadowgate_shadow_total", outcome="dropped_circuit_open") == 6
 
 
 @pytest.mark.parametrize(
