@@ -30,6 +30,7 @@ from gateway.constants import (
 )
 from gateway.headers import response_headers, shadow_request_headers, upstream_request_headers
 from gateway.metrics import Metrics
+from gateway.prompt_features import prompt_features
 from gateway.shadow import Captured, MirrorRequest, ShadowDispatcher, ShadowJob
 from gateway.traffic import TrafficState
 from gateway.upstream import Upstream
@@ -104,13 +105,20 @@ class ProxyHandler:
                 unit, canary_bp=live.canary_bp, shadow_bp=live.shadow_bp
             )
             if assignment.canary and self._candidate is not None:
+                self._count_prompt(ARM_CANARY, request.path, document)
                 return await self._forward(
                     request, self._candidate, ARM_CANARY, body, request_id, None
                 )
             if assignment.shadow and self._dispatcher is not None:
                 unit_hash = self._assigner.unit_hash(unit) if unit is not None else None
                 job = self._start_mirror(request, body, document, unit_hash, request_id)
+        self._count_prompt(ARM_PRODUCTION, request.path, document)
         return await self._forward(request, self._production, ARM_PRODUCTION, body, request_id, job)
+
+    def _count_prompt(self, arm: str, route: str, document: Any) -> None:
+        """Input-drift counts, only for a body this request already parsed."""
+        if isinstance(document, dict):
+            self._arm_stats.record_prompt(arm, prompt_features(route, document))
 
     async def _read_small_body(self, request: web.Request) -> bytes | None:
         """The whole body when it is small and on a mirrored route; None means stream it."""
@@ -301,7 +309,7 @@ class ProxyHandler:
             elapsed = loop.time() - started
             self._metrics.requests.labels(arm, str(status)).inc()
             self._metrics.upstream_latency.labels(arm).observe(elapsed)
-            self._arm_stats.record(arm, status, elapsed)
+            self._arm_stats.record(arm, status, elapsed, ttfb_ms)
             if job is not None:
                 job.finish(
                     Captured(
