@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -240,6 +240,15 @@ class RolloutConfig(_Model):
     require_divergence: bool = False
     require_verdicts: bool = False
     alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    psi_threshold: PositiveFloat = Field(
+        default=0.25, description="input drift: a feature's PSI above this is drift"
+    )
+    psi_action: Literal["report", "hold"] = Field(
+        default="report", description="report drift only, or also hold the step on it"
+    )
+    psi_reference_s: PositiveFloat = Field(
+        default=3600.0, description="the reference window: this long before the rollout began"
+    )
 
     @field_validator("steps")
     @classmethod
