@@ -86,18 +86,29 @@ class ArmStats:
             await asyncio.sleep(self._flush_s)
             await self.flush()
 
+    async def buckets(
+        self, since: float, until: float | None = None
+    ) -> list[tuple[int, Counter[str]]]:
+        """Each bucket's counts of all replicas from `since` (unix time) to `until`, with the
+        bucket's start time; whole buckets, so the first may begin before `since`."""
+        end = int(until if until is not None else time.time())
+        starts = range(int(since) // BUCKET_S * BUCKET_S, end + 1, BUCKET_S)
+        pipe = self._redis.pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(self._prefix + str(start))
+        series = []
+        for start, fields in zip(starts, await pipe.execute(), strict=True):
+            counts: Counter[str] = Counter()
+            for name, value in fields.items():
+                counts[name.decode() if isinstance(name, bytes) else name] += int(value)
+            series.append((start, counts))
+        return series
+
     async def window(self, since: float, until: float | None = None) -> Counter[str]:
         """Counts of all replicas from `since` (unix time) to `until`, in whole buckets."""
-        end = int(until if until is not None else time.time())
-        first = int(since) // BUCKET_S * BUCKET_S
-        keys = [self._prefix + str(t) for t in range(first, end + 1, BUCKET_S)]
-        pipe = self._redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.hgetall(key)
         total: Counter[str] = Counter()
-        for fields in await pipe.execute():
-            for name, value in fields.items():
-                total[name.decode() if isinstance(name, bytes) else name] += int(value)
+        for _, counts in await self.buckets(since, until):
+            total.update(counts)
         return total
 
 
