@@ -1,9 +1,11 @@
-"""Per-arm request outcomes shared by every replica, for the rollout judge.
+"""Per-arm request outcomes and prompt features shared by every replica, for the rollout
+judge, its input-drift check and the report.
 
 The hot path only bumps counters in a local dict; a background task adds them every
 `flush_s` into Redis hashes of 10-second buckets (`arms:<bucket>`), so any replica can sum
-a window across all replicas. Latencies go into fixed histogram buckets; a rate of slow
-requests is read off them.
+a window across all replicas. Latencies and times to first byte go into fixed histogram
+buckets; a rate of slow requests is read off them. Prompt features are counted per bin
+(`<arm>:prompt:<feature>:<bin>`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Final
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from gateway.prompt_features import PromptFeatures
 
 log = logging.getLogger("shadowgate.arm_stats")
 
@@ -41,13 +45,25 @@ class ArmStats:
         self._flush_s = flush_s
         self._pending: Counter[str] = Counter()
 
-    def record(self, arm: str, status: int | None, latency_s: float) -> None:
+    def record(
+        self, arm: str, status: int | None, latency_s: float, ttfb_ms: float | None = None
+    ) -> None:
         """Count one finished request (hot path: dictionary increments only)."""
         pending = self._pending
         pending[f"{arm}:requests"] += 1
         if status is None or status >= 500:
             pending[f"{arm}:errors"] += 1
         pending[f"{arm}:lat:{latency_bucket(latency_s)}"] += 1
+        if ttfb_ms is not None:
+            pending[f"{arm}:ttfb:{latency_bucket(ttfb_ms / 1000)}"] += 1
+
+    def record_prompt(self, arm: str, features: PromptFeatures) -> None:
+        """Count one request's prompt features (hot path: dictionary increments only)."""
+        pending = self._pending
+        pending[f"{arm}:prompt:length:{features.length}"] += 1
+        pending[f"{arm}:prompt:language:{features.language}"] += 1
+        pending[f"{arm}:prompt:route:{features.route}"] += 1
+        pending[f"{arm}:prompt:max_tokens:{features.max_tokens}"] += 1
 
     async def flush(self) -> None:
         if not self._pending:
@@ -70,19 +86,40 @@ class ArmStats:
             await asyncio.sleep(self._flush_s)
             await self.flush()
 
+    async def buckets(
+        self, since: float, until: float | None = None
+    ) -> list[tuple[int, Counter[str]]]:
+        """Each bucket's counts of all replicas from `since` (unix time) to `until`, with the
+        bucket's start time; whole buckets, so the first may begin before `since`."""
+        end = int(until if until is not None else time.time())
+        starts = range(int(since) // BUCKET_S * BUCKET_S, end + 1, BUCKET_S)
+        pipe = self._redis.pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(self._prefix + str(start))
+        series = []
+        for start, fields in zip(starts, await pipe.execute(), strict=True):
+            counts: Counter[str] = Counter()
+            for name, value in fields.items():
+                counts[name.decode() if isinstance(name, bytes) else name] += int(value)
+            series.append((start, counts))
+        return series
+
     async def window(self, since: float, until: float | None = None) -> Counter[str]:
         """Counts of all replicas from `since` (unix time) to `until`, in whole buckets."""
-        end = int(until if until is not None else time.time())
-        first = int(since) // BUCKET_S * BUCKET_S
-        keys = [self._prefix + str(t) for t in range(first, end + 1, BUCKET_S)]
-        pipe = self._redis.pipeline(transaction=False)
-        for key in keys:
-            pipe.hgetall(key)
         total: Counter[str] = Counter()
-        for fields in await pipe.execute():
-            for name, value in fields.items():
-                total[name.decode() if isinstance(name, bytes) else name] += int(value)
+        for _, counts in await self.buckets(since, until):
+            total.update(counts)
         return total
+
+
+def prompt_counts(window: Counter[str], *arms: str) -> dict[str, Counter[str]]:
+    """Prompt-feature counts of `arms` (summed) in a window: feature -> bin -> requests."""
+    features: dict[str, Counter[str]] = {}
+    for name, count in window.items():
+        parts = name.split(":", 3)  # a route bin may itself hold colons: it comes last
+        if len(parts) == 4 and parts[1] == "prompt" and parts[0] in arms:
+            features.setdefault(parts[2], Counter())[parts[3]] += count
+    return features
 
 
 def slow_count(window: Counter[str], arm: str, threshold_s: float) -> int:

@@ -36,7 +36,6 @@ class ArmAssigner:
         self._sources = [
             tuple(item.split(":", 1)) if ":" in item else (item, "") for item in unit_key
         ]
-        self.needs_body = any(kind == "body" for kind, _ in self._sources)
         self._key = hashlib.blake2b(salt.encode(), digest_size=32).digest()
         self._rng = rng or random.Random()
 

@@ -1,4 +1,4 @@
-"""The `shadowgate` command line: serve, simulate, demo (and the subcommands later issues add).
+"""The `shadowgate` command line: serve, score, simulate, demo, review, rollout, report, replay.
 
 User mistakes end in one line on stderr and a non-zero exit code, never a traceback.
 """
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import __version__, review_cli, rollout_cli
+from gateway import __version__, report_cli, review_cli, rollout_cli
 from gateway.errors import ConfigError, ShadowgateError
 
 EXIT_USAGE = 2
@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     review_cli.add_parser(sub)
     rollout_cli.add_parser(sub)
+    report_cli.add_parser(sub)
 
     export = sub.add_parser("export-model", help="export a sentence-transformers model to ONNX")
     export.add_argument("model", help="a model name or a local model directory")

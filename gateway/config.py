@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -64,6 +64,16 @@ class ControlConfig(_Model):
     reviewer_tokens: dict[str, SecretStr] = Field(default_factory=dict)
 
 
+class TokenPrice(_Model):
+    """USD per million tokens."""
+
+    input_per_1m: Annotated[float, Field(ge=0)]
+    output_per_1m: Annotated[float, Field(ge=0)]
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m) / 1e6
+
+
 class UpstreamConfig(_Model):
     url: str
     api_key: SecretStr | None = None
@@ -72,6 +82,13 @@ class UpstreamConfig(_Model):
     first_byte_timeout_s: PositiveFloat = 300.0
     read_timeout_s: PositiveFloat = 120.0
     keepalive_s: PositiveFloat = 4.0
+    prices: dict[str, TokenPrice] = Field(
+        default_factory=dict, description="by model name; '*' for any other model"
+    )
+
+    def price(self, model: str | None) -> TokenPrice | None:
+        """The price of `model` on this upstream, if one is configured."""
+        return (self.prices.get(model) if model else None) or self.prices.get("*")
 
     @field_validator("url")
     @classmethod
@@ -242,6 +259,15 @@ class RolloutConfig(_Model):
     require_divergence: bool = False
     require_verdicts: bool = False
     alpha: Annotated[float, Field(gt=0, lt=0.5)] = 0.05
+    psi_threshold: PositiveFloat = Field(
+        default=0.25, description="input drift: a feature's PSI above this is drift"
+    )
+    psi_action: Literal["report", "hold"] = Field(
+        default="report", description="report drift only, or also hold the step on it"
+    )
+    psi_reference_s: PositiveFloat = Field(
+        default=3600.0, description="the reference window: this long before the rollout began"
+    )
 
     @field_validator("steps")
     @classmethod

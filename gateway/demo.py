@@ -2,7 +2,8 @@
 
 Two simulated model servers (production, and a candidate with a known behaviour change), the
 gateway with its embedded Redis, a burst of prompts through the real `openai` client
-(streaming and not, some carrying PII), then a report of what the gateway saw and stored.
+(streaming and not, some carrying PII), then a report of what the gateway saw and stored,
+and the `shadowgate report` table of the run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import tempfile
 import time
@@ -25,10 +27,14 @@ import uvloop
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.config import load_config
 from gateway.constants import KEY_PAIRS, KEY_REVIEW, KEY_SCORES
 from gateway.demo_prompts import demo_prompts
 from gateway.processes import Child, free_port, shadowgate_command
 from gateway.records import pairs_from_entries
+from gateway.redis_client import configured_url
+from gateway.report_cli import load_report
+from gateway.report_table import render_text
 from scoring.records import ReviewItem, ScoreRecord
 
 _ADMIN_TOKEN = "demo-admin-token"
@@ -40,10 +46,14 @@ def _write_config(state_dir: Path, ports: dict[str, int]) -> Path:
         "listen": {"host": "127.0.0.1", "port": ports["gateway"]},
         "control": {"host": "127.0.0.1", "port": ports["control"]},
         "upstreams": {
-            "production": {"url": f"http://127.0.0.1:{ports['production']}"},
+            "production": {
+                "url": f"http://127.0.0.1:{ports['production']}",
+                "prices": {"*": {"input_per_1m": 0.15, "output_per_1m": 0.60}},
+            },
             "candidate": {
                 "url": f"http://127.0.0.1:{ports['candidate']}",
                 "api_key": "candidate-demo-key",
+                "prices": {"*": {"input_per_1m": 0.10, "output_per_1m": 0.40}},
             },
         },
         "traffic": {"shadow_percent": 50, "canary_percent": 10},
@@ -209,6 +219,18 @@ def _report_scores(redis_socket: Path, expected: int, timeout_s: float = 60.0) -
         print(f"    candidate:  {(top.pair.candidate.text or '')[:120]!r}")
 
 
+def _rollout_report(config_path: Path, since_s: float) -> None:
+    """What `shadowgate report` prints for the demo's window."""
+    config = load_config(config_path)
+    report = uvloop.run(
+        load_report(config, configured_url(config), since_s=since_s, max_records=10_000)
+    )
+    print()
+    print(f"shadowgate report --config {config_path} --since {math.ceil(since_s / 60)}m")
+    print(render_text(report), end="")
+    print("=" * 60)
+
+
 def _on_weak_topic(prompt: str) -> bool:
     lowered = prompt.lower()
     return "refund" in lowered or "billing" in lowered
@@ -245,12 +267,13 @@ def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:
         gateway.wait_ready(f"{control_url}/readyz", timeout_s=30)
         print(f"gateway on http://127.0.0.1:{ports['gateway']} (control {control_url}); "
               f"sending {requests} prompts ...")  # fmt: skip
-        started = time.monotonic()
+        started, started_at = time.monotonic(), time.time()
         outcomes = uvloop.run(
             _send_prompts(f"http://127.0.0.1:{ports['gateway']}/v1", demo_prompts(requests), 16)
         )
         _wait_for_mirrors(control_url)
         _report(control_url, workdir / "state" / "redis.sock", outcomes, time.monotonic() - started)
+        _rollout_report(config_path, since_s=time.time() - started_at + 10)
         print(f"logs and state: {workdir}")
         print(f"reviewer page: {control_url}/review/  (reviewer token: {_REVIEWER_TOKEN})")
         if not keep_running:

@@ -30,6 +30,7 @@ from gateway.constants import (
 )
 from gateway.headers import response_headers, shadow_request_headers, upstream_request_headers
 from gateway.metrics import Metrics
+from gateway.prompt_features import prompt_features
 from gateway.shadow import Captured, MirrorRequest, ShadowDispatcher, ShadowJob
 from gateway.traffic import TrafficState
 from gateway.upstream import Upstream
@@ -98,24 +99,30 @@ class ProxyHandler:
                 400, "request body ended early", "incomplete_body", arm=ARM_PRODUCTION,
                 request_id=request_id,
             )  # fmt: skip
+        # A small body on a mirrored route is parsed once, for the drift features (always:
+        # the rollout compares against the traffic before it began), the unit key and the mirror.
+        document: Any = _parse_json(request, body) if body is not None else None
         live = self._traffic.current
         job = None
         if live.canary_bp or live.shadow_bp:
-            # Only a live split pays for reading the body's JSON and hashing the unit.
-            document: Any = None
-            if body is not None and self._assigner.needs_body:
-                document = _parse_json(request, body)
             unit = self._assigner.unit_value(request.headers, document)
             assignment = self._assigner.assign(
                 unit, canary_bp=live.canary_bp, shadow_bp=live.shadow_bp
             )
             if assignment.canary and self._candidate is not None:
+                self._count_prompt(ARM_CANARY, request.path, document)
                 return await self._forward(
                     request, self._candidate, ARM_CANARY, body, request_id, None
                 )
             if assignment.shadow and self._dispatcher is not None:
                 job = self._start_mirror(request, body, document, unit, request_id)
+        self._count_prompt(ARM_PRODUCTION, request.path, document)
         return await self._forward(request, self._production, ARM_PRODUCTION, body, request_id, job)
+
+    def _count_prompt(self, arm: str, route: str, document: Any) -> None:
+        """Input-drift counts, only for a body this request already parsed."""
+        if isinstance(document, dict):
+            self._arm_stats.record_prompt(arm, prompt_features(route, document))
 
     def _count_request(self, arm: str, status: int | None) -> None:
         child = self._requests.get((arm, status))
@@ -316,7 +323,7 @@ class ProxyHandler:
             elapsed = loop.time() - started
             self._count_request(arm, status)
             self._latency[arm].observe(elapsed)
-            self._arm_stats.record(arm, status, elapsed)
+            self._arm_stats.record(arm, status, elapsed, ttfb_ms)
             if job is not None:
                 job.finish(
                     Captured(

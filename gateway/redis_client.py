@@ -10,7 +10,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.driver_info import DriverInfo
 
-from gateway.config import RedisConfig
+from gateway.config import Config, RedisConfig
 
 
 def connect(config: RedisConfig, url: str) -> Redis:
@@ -25,6 +25,11 @@ def connect(config: RedisConfig, url: str) -> Redis:
         # installed package metadata, a blocking file read on the event loop.
         driver_info=DriverInfo(name="redis-py", lib_version=redis.__version__),
     )
+
+
+def configured_url(config: Config) -> str:
+    """`redis.url`, or the socket of the embedded server `shadowgate serve` runs without one."""
+    return config.redis.url or f"unix://{(config.state_dir / 'redis.sock').resolve()}"
 
 
 def raise_if_cancelled() -> None:

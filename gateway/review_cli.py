@@ -19,6 +19,7 @@ import redis
 from gateway.config import apply_environment, load_config
 from gateway.constants import KEY_VERDICTS
 from gateway.errors import ConfigError, ShadowgateError
+from gateway.redis_client import configured_url
 from gateway.review import LABELS
 
 
@@ -88,8 +89,7 @@ def _show(item: dict[str, Any]) -> None:
 
 def export(args: argparse.Namespace) -> int:
     config = apply_environment(load_config(Path(args.config)))
-    url = config.redis.url or f"unix://{(config.state_dir / 'redis.sock').resolve()}"
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(configured_url(config))
     key = config.redis.key_prefix + KEY_VERDICTS
     total = int(client.xlen(key))
     written = 0

@@ -5,6 +5,10 @@ Every replica runs one; only the holder of a Redis lock (SET NX with expiry) act
 the lock increments a fencing epoch, and state is written only while the epoch is still the
 holder's, so a replica that stalled past its lock cannot overwrite a newer leader's
 decisions. The state (status, step, looks, history with evidence) lives in Redis.
+
+Beside the guardrails, every look measures input drift: the PSI of the canary's prompt
+features against production's in a reference window before the rollout began. Drift is
+reported; with `psi_action: hold` it also keeps the step from being promoted.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from typing import Any, Literal
 
 import orjson
@@ -19,11 +24,12 @@ from pydantic import BaseModel, Field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.arm_stats import ArmStats, quantile_bound, slow_count
+from gateway.arm_stats import ArmStats, prompt_counts, quantile_bound, slow_count
 from gateway.config import RolloutConfig
 from gateway.constants import ARM_CANARY, ARM_PRODUCTION, KEY_AGGREGATES
 from gateway.redis_client import raise_if_cancelled
 from gateway.traffic import TrafficSplit, TrafficState
+from scoring.drift import check_drift, feature_psi
 from scoring.judge import Limits, Window, judge
 
 log = logging.getLogger("shadowgate.rollout")
@@ -68,6 +74,10 @@ class RolloutState(BaseModel):
     look: int = 1
     baseline: dict[str, float] = Field(default_factory=dict)
     reason: str = ""
+    reference_since: float = 0.0
+    reference_until: float = 0.0
+    drift: dict[str, Any] = Field(default_factory=dict)
+    """The last look's input-drift evidence."""
     history: list[Decision] = Field(default_factory=list)
 
     @property
@@ -99,6 +109,7 @@ class RolloutController:
         self._verdict_stats_key = prefix + "review:stats"
         self._replica = replica
         self._epoch: str | None = None
+        self._reference: tuple[tuple[float, float], dict[str, Counter[str]]] | None = None
         self._fenced_set = redis.register_script(_FENCED_SET)
         self._renew = redis.register_script(_RENEW)
         self._acquire = redis.register_script(_ACQUIRE)
@@ -151,8 +162,7 @@ class RolloutController:
         values.update({f"verdict:{_text(k)}": float(v) for k, v in verdicts.items()})
         return values
 
-    async def _window(self, state: RolloutState) -> Window:
-        counts = await self._arm_stats.window(state.step_started_at)
+    async def _window(self, state: RolloutState, counts: Counter[str]) -> Window:
         now = await self._baseline()
         base = state.baseline
 
@@ -174,6 +184,27 @@ class RolloutController:
             regressions=regressions,
         )  # fmt: skip
 
+    async def _reference_prompts(self, state: RolloutState) -> dict[str, Counter[str]]:
+        """Production's prompt features in the reference window (fixed, so read once)."""
+        span = (state.reference_since, state.reference_until)
+        if not state.reference_until:
+            return {}
+        if self._reference is None or self._reference[0] != span:
+            counts = await self._arm_stats.window(*span)
+            self._reference = (span, prompt_counts(counts, ARM_PRODUCTION))
+        return self._reference[1]
+
+    async def _drift(self, state: RolloutState, counts: Counter[str]) -> dict[str, Any]:
+        canary = prompt_counts(counts, ARM_CANARY)
+        c = self._config
+        reference = await self._reference_prompts(state)
+        check = check_drift(reference, canary, threshold=c.psi_threshold, min_samples=c.min_samples)
+        beside = feature_psi(prompt_counts(counts, ARM_PRODUCTION), canary)
+        return {
+            "guardrail": "input_drift", "outcome": check.outcome, "action": c.psi_action,
+            **check.evidence(), "vs_production_psi_max": max(beside.values(), default=None),
+        }  # fmt: skip
+
     def _limits(self) -> Limits:
         c = self._config
         return Limits(
@@ -189,29 +220,42 @@ class RolloutController:
         state = await self.state()
         if state.status != "running":
             return state
-        result = judge(await self._window(state), self._limits(), look=state.look)
+        counts = await self._arm_stats.window(state.step_started_at)
+        result = judge(await self._window(state, counts), self._limits(), look=state.look)
+        state.drift = await self._drift(state, counts)
         evidence = [
             {"guardrail": v.guardrail, "outcome": v.outcome, "p_value": v.p_value, **v.evidence}
             for v in result.verdicts
         ]
+        evidence.append(state.drift)
+        decision = result.decision
+        # Drift never rolls back (the candidate did not cause it) and never overrides a
+        # rollback; with psi_action hold it keeps a step from being promoted on traffic
+        # unlike the reference.
+        held = state.drift["outcome"] == "drift" and self._config.psi_action == "hold"
+        if held and decision == "promote":
+            decision = "hold"
         record = Decision(at=time.time(), step=state.percent, look=state.look,
-                          decision=result.decision, evidence=evidence)  # fmt: skip
-        if result.decision == "rollback":
+                          decision=decision, evidence=evidence,
+                          reason="input_drift" if held and decision == "hold" else "")  # fmt: skip
+        if decision == "rollback":
             breached = [v.guardrail for v in result.verdicts if v.outcome == "breach"]
             record.reason = "breached: " + ", ".join(breached)
             await self._traffic.set(self._split(0.0), source="rollout-rollback")
             state.status, state.reason = "halted", record.reason
-        elif result.decision == "promote" and state.step_index + 1 >= len(state.steps):
+        elif decision == "promote" and state.step_index + 1 >= len(state.steps):
             state.status, state.reason = "done", "every step passed"
-        elif result.decision == "promote":
+        elif decision == "promote":
             state.step_index += 1
+            state.reason = ""
             await self._begin_step(state)
         else:
             state.look += 1
+            state.reason = record.reason
         state.history.append(record)
         if not await self._save(state):
             log.warning("rollout: lost the lead before saving; decision not recorded")
-        log.info("rollout: %s at %.1f%% (look %d)", result.decision, record.step, record.look)
+        log.info("rollout: %s at %.1f%% (look %d)", decision, record.step, record.look)
         return state
 
     def _split(self, canary: float) -> TrafficSplit:
@@ -240,6 +284,7 @@ class RolloutController:
 
     async def start(self, steps: list[float] | None = None) -> RolloutState:
         state = RolloutState(status="running", steps=steps or list(self._config.steps))
+        self._pin_reference(state)
         await self._begin_step(state)
         state.history.append(Decision(at=time.time(), step=state.percent, look=0,
                                       decision="start"))  # fmt: skip
@@ -256,9 +301,16 @@ class RolloutController:
         if state.status not in ("paused", "halted"):
             raise ValueError(f"cannot resume a rollout that is {state.status}")
         state.status, state.reason = "running", ""
+        self._pin_reference(state)
         await self._begin_step(state)
         await self._save(state, fenced=False)
         return state
+
+    def _pin_reference(self, state: RolloutState) -> None:
+        """The drift reference: the traffic of the `psi_reference_s` before (re)starting, so
+        an operator who accepts a changed traffic mix resumes to make it the reference."""
+        state.reference_until = time.time()
+        state.reference_since = state.reference_until - self._config.psi_reference_s
 
     async def abort(self) -> RolloutState:
         await self._traffic.set(self._split(0.0), source="rollout-abort")

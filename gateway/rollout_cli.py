@@ -52,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
     at = steps[state["step_index"]] if steps else 0
     print(f"status {state['status']}  step {at:g}% of {', '.join(f'{s:g}' for s in steps) or '-'}"
           f"  look {state['look']}  {state.get('reason') or ''}".rstrip())  # fmt: skip
+    drift = state.get("drift") or {}
+    if drift.get("psi_max") is not None:
+        features = ", ".join(f"{k[4:]} {v:.3f}" for k, v in drift.items() if k.startswith("psi:"))
+        effect = "holds promotion" if drift["action"] == "hold" else "reported only"
+        print(f"  input drift ({drift['outcome']}): PSI max {drift['psi_max']:.3f} ({features}) "
+              f"against the reference window; {effect}")  # fmt: skip
     for decision in state.get("history", [])[-5:]:
         outcomes = ", ".join(f"{e['guardrail']} {e['outcome']}" for e in decision["evidence"])
         print(f"  {decision['decision']:<8} at {decision['step']:g}% look {decision['look']}"

@@ -1,12 +1,14 @@
 """Statistics for the rollout guardrails: Wilson intervals, one-sided tests on a rate and on
-the difference of two rates, Benjamini-Hochberg, and an alpha-spending rule that keeps the
-false-alarm rate bounded however many times the guardrails are checked."""
+the difference of two rates, Benjamini-Hochberg, an alpha-spending rule that keeps the
+false-alarm rate bounded however many times the guardrails are checked, and the population
+stability index for input drift."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from statistics import NormalDist
+from typing import Final
 
 _NORMAL = NormalDist()
 
@@ -89,3 +91,24 @@ def spent_alpha(alpha: float, look: int) -> float:
     if look < 1:
         raise ValueError("looks are numbered from 1")
     return alpha * 6 / (math.pi**2 * look**2)
+
+
+PSI_EPSILON: Final = 1e-4
+
+
+def psi(
+    reference: Mapping[str, float], current: Mapping[str, float], epsilon: float = PSI_EPSILON
+) -> float:
+    """Population stability index of `current` against `reference`, both counts per bin: the
+    sum over bins of (c - r) * ln(c / r) of their shares. A share of 0 counts as `epsilon`,
+    so a bin that is empty on one side adds a large but finite term. Usual reading: under
+    0.1 stable, 0.1 to 0.25 a moderate shift, above 0.25 a major one."""
+    reference_total, current_total = sum(reference.values()), sum(current.values())
+    if reference_total <= 0 or current_total <= 0:
+        raise ValueError("both distributions need at least one count")
+    index = 0.0
+    for bin_ in sorted(reference.keys() | current.keys()):
+        r = max(reference.get(bin_, 0) / reference_total, epsilon)
+        c = max(current.get(bin_, 0) / current_total, epsilon)
+        index += (c - r) * math.log(c / r)
+    return index

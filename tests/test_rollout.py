@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import orjson
+import pytest
 
 from tests.conftest import Rig, RigFactory
 
@@ -23,9 +24,9 @@ ROLLOUT: dict[str, Any] = {
 }
 
 
-async def traffic(rig: Rig, requests: int, seed: int) -> None:
+async def traffic(rig: Rig, requests: int, seed: int, content: str = "hi") -> None:
     rng = random.Random(seed)
-    body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    body = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": content}]})
     for _ in range(requests):
         resp = await rig.client.post(
             "/v1/chat/completions",
@@ -34,6 +35,17 @@ async def traffic(rig: Rig, requests: int, seed: int) -> None:
         )
         await resp.read()
     await rig.gateway.arm_stats.flush()
+
+
+async def rollout_cli(rig: Rig, *args: str) -> tuple[int | None, str]:
+    url = str(rig.control.make_url("")).rstrip("/")
+    env = {**os.environ, "SHADOWGATE_ADMIN_TOKEN": "admin-secret"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "rollout", "--url", url, *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    return process.returncode, out.decode().strip()
 
 
 async def start(rig: Rig, **body: Any) -> dict[str, Any]:
@@ -86,6 +98,49 @@ async def test_a_candidate_failing_more_requests_is_rolled_back(make_rig: RigFac
     assert view["status"] == "halted"
 
 
+@pytest.mark.parametrize(
+    ("action", "content", "decision"),
+    [
+        ("hold", "Сколько стоит доставка в Казань?", "hold"),
+        ("report", "Сколько стоит доставка в Казань?", "promote"),
+        ("hold", "hi", "promote"),
+    ],
+)
+async def test_input_drift_holds_a_step_only_when_configured_to(
+    make_rig: RigFactory, action: str, content: str, decision: str
+) -> None:
+    rig = await make_rig(rollout={**ROLLOUT, "psi_action": action})
+    await rig.wait_for(lambda: rig.gateway.rollout.is_leader)
+    await traffic(rig, 60, seed=1)  # production's prompts before the rollout: the reference
+    await start(rig, steps=[50, 100])
+    await traffic(rig, 300, seed=2, content=content)
+    state = await rig.gateway.rollout.tick()
+    last = state.history[-1]
+    assert last.decision == decision
+    drift = {e["guardrail"]: e for e in last.evidence}["input_drift"]
+    assert drift["action"] == action
+    assert drift["reference_samples"] >= 60
+    if content == "hi":
+        assert drift["outcome"] == "pass"
+        assert drift["psi_max"] == pytest.approx(0.0, abs=1e-9)
+        return
+    assert drift["outcome"] == "drift"
+    assert drift["psi:language"] > 0.25
+    assert drift["psi:route"] == pytest.approx(0.0, abs=1e-9)
+    view = await (await rig.control.get("/admin/rollout", headers=ADMIN)).json()
+    assert view["drift"]["outcome"] == "drift"
+    if action == "hold":
+        assert (last.reason, state.reason, state.percent) == ("input_drift", "input_drift", 50.0)
+        assert all(e["outcome"] == "pass" for e in last.evidence[:-1])
+        code, out = await rollout_cli(rig, "status")
+        assert code == 0
+        assert "status running  step 50% of 50, 100  look 2  input_drift" in out
+        assert "input drift (drift): PSI max" in out
+        assert "holds promotion" in out
+    else:
+        assert state.percent == 100.0
+
+
 async def test_only_one_replica_drives_and_a_stale_leader_cannot_write(
     make_rig: RigFactory,
 ) -> None:
@@ -131,16 +186,9 @@ async def test_operator_commands_and_their_refusals(make_rig: RigFactory) -> Non
 
 async def test_rollout_cli_starts_and_shows_status(make_rig: RigFactory) -> None:
     rig = await make_rig(rollout=ROLLOUT)
-    url = str(rig.control.make_url("")).rstrip("/")
-    env = {**os.environ, "SHADOWGATE_ADMIN_TOKEN": "admin-secret"}
     outputs = []
     for args in (["start", "--steps", "2,20"], ["status"], ["pause"], ["pause"]):
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway.cli", "rollout", "--url", url, *args, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        out, _ = await process.communicate()
-        outputs.append((process.returncode, out.decode().strip()))
+        outputs.append(await rollout_cli(rig, *args))
     assert outputs[0][0] == 0
     assert outputs[1][1].startswith("status running  step 2% of 2, 20  look 1")
     assert outputs[2][1].startswith("status paused")
