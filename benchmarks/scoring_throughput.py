@@ -101,7 +101,7 @@ def main() -> None:
         if theirs_embed is not None:
             seconds, theirs = _timed(theirs_embed, texts)
             theirs_s = min(theirs_s, seconds)
-    print(f"  shadowgate ONNX int8:       {len(texts) / ours_s:7.1f} texts/s  "
+    print(f"  shadowgate ONNX mixed int8: {len(texts) / ours_s:7.1f} texts/s  "
           f"{len(texts) / ours_s / 2:7.1f} pairs/s")  # fmt: skip
     if model is None or theirs is None or ours is None:
         print("  sentence-transformers not installed: pip install torch==2.13.0 "

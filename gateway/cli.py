@@ -66,7 +66,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_export_model(args: argparse.Namespace) -> int:
     from scoring.export import export_model
 
-    path = export_model(args.model, Path(args.out_dir), int8=args.int8)
+    path = export_model(args.model, Path(args.out_dir))
     print(f"set scoring.model: {path}")
     print(f"set scoring.tokenizer: {Path(args.out_dir) / 'tokenizer.json'}")
     return 0
@@ -122,7 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export-model", help="export a sentence-transformers model to ONNX")
     export.add_argument("model", help="a model name or a local model directory")
     export.add_argument("out_dir", help="where model.onnx and tokenizer.json are written")
-    export.add_argument("--int8", action="store_true", help="also write an int8 quantised copy")
     export.set_defaults(func=_cmd_export_model)
 
     replay = sub.add_parser("replay", help="replay a golden set against a model")

@@ -201,11 +201,26 @@ class ScrubConfig(_Model):
         return value
 
 
+Precision = Literal["mixed-int8", "fp32"]
+
+
+def _default_compile_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "shadowgate" / "models"
+
+
 class ScoringConfig(_Model):
     model: Path | None = Field(
         default=None, description="ONNX model file; unset: the int8 all-MiniLM-L6-v2"
     )
     tokenizer: Path | None = Field(default=None, description="tokenizer.json; unset: bundled")
+    precision: Precision = "mixed-int8"
+    fp32_layers: Annotated[int, Field(ge=0)] = 3
+    int8_min_tokens: Annotated[int, Field(ge=0)] = 48
+    compile_cache: Path | None = Field(
+        default_factory=_default_compile_cache,
+        description="where compiled models are kept; null: compile at every start",
+    )
     provider: str = "cpu"
     threads: PositiveInt = 2
     max_tokens: Annotated[int, Field(ge=16, le=512)] = 256
@@ -213,7 +228,7 @@ class ScoringConfig(_Model):
         default=224, description="most tokens between window starts in a long text"
     )
     batch_size: PositiveInt = 32
-    inference_batch_size: PositiveInt = 8
+    inference_batch_size: PositiveInt = 1
     max_wait_ms: PositiveInt = 50
     cache_size: Annotated[int, Field(ge=0)] = 4096
     review_threshold: Annotated[float, Field(ge=0, le=2)] = 0.15

@@ -2,7 +2,7 @@
 file and tokenizer.json the scoring worker loads (`scoring.model`, `scoring.tokenizer`).
 
 Needs the `parity` extra (torch, sentence-transformers, onnx); the worker itself never does.
-`--int8` also writes a dynamically quantised copy, smaller and usually faster on CPU.
+The worker compiles the fp32 file itself at start-up (`scoring.compile`), int8 where it is safe.
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def _module(name: str) -> Any:
         ) from None
 
 
-def export_model(name_or_dir: str, out_dir: Path, *, int8: bool = False) -> Path:
-    """Write `model.onnx` (and `model.int8.onnx` with int8) and `tokenizer.json` to `out_dir`;
-    returns the model path to put in `scoring.model`."""
+def export_model(name_or_dir: str, out_dir: Path) -> Path:
+    """Write `model.onnx` (fp32) and `tokenizer.json` to `out_dir`; returns the model path to
+    put in `scoring.model`. The worker compiles it (mixed int8 by default) when it starts."""
     torch = _module("torch")
     st = _module("sentence_transformers")
     _module("onnx")
@@ -84,11 +84,4 @@ def export_model(name_or_dir: str, out_dir: Path, *, int8: bool = False) -> Path
     if not (out_dir / "tokenizer.json").is_file():
         raise ExportError(f"{name_or_dir!r} has no fast tokenizer to write as tokenizer.json")
     log.info("exported %s to %s", name_or_dir, path)
-    if int8:
-        quantization = _module("onnxruntime.quantization")
-        quantized = out_dir / "model.int8.onnx"
-        quantization.quantize_dynamic(
-            str(path), str(quantized), weight_type=quantization.QuantType.QInt8
-        )
-        return quantized
     return path
