@@ -127,8 +127,9 @@ class Embedder:
         return pooled
 
     def _run(self, sequences: list[list[int]]) -> Vectors:
-        """Mean-pooled vectors of token sequences, length-sorted batches run in parallel."""
-        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        """Mean-pooled vectors of token sequences; batches of similar length, longest first,
+        spread over the threads."""
+        order = sorted(range(len(sequences)), key=lambda i: -len(sequences[i]))
         batches = [
             order[begin : begin + self._batch_size]
             for begin in range(0, len(order), self._batch_size)
