@@ -32,8 +32,12 @@ _IBAN_LENGTHS: Final = {
 }  # fmt: skip
 # Luhn doubles every second digit from the right and sums the digits of the product.
 _DOUBLED: Final = str.maketrans("0123456789", "0246813579")
+# A calendar date: its day and month in range, so "+61.3.2008.2619" and "+55 22 2010-1953"
+# stay phone numbers.
+_DAY: Final = r"(?:0?[1-9]|[12][0-9]|3[01])"
+_YEAR: Final = r"(?:19|20)[0-9][0-9]"
 _DATE: Final = re.compile(
-    r"(?<!\d)(?:(?:19|20)\d\d([-./ ])\d{1,2}\1\d{1,2}|\d{1,2}([-./ ])\d{1,2}\2(?:19|20)\d\d)(?!\d)"
+    rf"(?<![0-9])(?:{_YEAR}([-./ ]){_DAY}\1{_DAY}|{_DAY}([-./ ]){_DAY}\2{_YEAR})(?![0-9])"
 )
 _AREA_CODE: Final = re.compile(r"\(\d{1,5}\)")
 _GROUPS: Final = re.compile(r"[ .()/-]+")
@@ -105,19 +109,20 @@ def phone_digits(value: str) -> int:
     return len(_NOT_DIGIT.sub("", _without_extension(value)))
 
 
-def phone_ok(value: str) -> bool:
+def phone_ok(value: str, *, labelled: bool = False) -> bool:
     """A phone number by shape. After a country code it must have a length that country's
     numbers have (from `phonenumbers`' metadata); a national number (the region is unknown)
     must be grouped the way numbers are written, which dates, decimals, ranges, versions
-    and timestamps are not."""
+    and timestamps are not. After a phone word (`labelled`) a national number may also be
+    one piece of any length or two groups joined by a dot ("Tel. 83417047", "4026.1401")."""
     number = _without_extension(value)
     digits = len(_NOT_DIGIT.sub("", number))
     if not 7 <= digits <= 15 or _DATE.search(number):
         return False
     if number.startswith("+"):
         return _international_ok(number)
-    if number.startswith("00"):
-        return digits >= 10
+    if number.startswith("00") and digits >= 10:
+        return True  # "00" and a country code; a shorter one is judged as a national number
     groups = [g for g in _GROUPS.split(number) if g]
     if any(not g.isdigit() for g in groups):
         return False
@@ -128,6 +133,8 @@ def phone_ok(value: str) -> bool:
     if len(groups) > 1 and all(len(g) == 4 and g[:2] in ("19", "20") for g in groups):
         return False  # "2019 2020 2021": years
     if len(groups) == 1:
+        if labelled:
+            return not number.endswith("0000")  # "reach 1000000 users": a quantity
         # Unseparated: a NANP number (area code 2-9), with or without its country code 1,
         # or a national number with a trunk 0. Epoch timestamps (1...) and ids fall outside.
         return (digits == 10 and number[0] != "1" and number[:2] != "00") or (
@@ -138,7 +145,7 @@ def phone_ok(value: str) -> bool:
     if len(groups) == 2:
         # Two groups: a decimal, a range or a postcode, unless shaped like a local number
         # (555-0132, 9472 7916), a trunk-prefixed one or a long subscriber part.
-        if "." in number:
+        if "." in number and not labelled:
             return False
         local = len(groups[1]) == 4 and len(groups[0]) in (3, 4)
         return local or (number[0] == "0" and digits >= 9) or len(groups[1]) >= 6

@@ -130,6 +130,12 @@ _ID_WORDS: Final = frozenset(
      "sku", "port", "isbn", "step", "pid", "uid", "commit", "line", "page", "no", "#"}
 )  # fmt: skip
 _PII_WORDS: Final = ("card", "phone", "tel", "mobile", "cell", "fax", "call", "ssn", "social")
+# Words that make the number after them a phone number, looked for among the five words
+# before it (the window Presidio's context enhancer uses too).
+_PHONE_WORDS: Final = re.compile(
+    r"(?:phone|telephon|telefon|téléphon|mobil|móvil|cell|celular|call|reach|contact"
+    r"|whatsapp|(?:tel|tél|tlf|fax|sms|mob|dial)\b)"
+)
 _IPV4: Final = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SSN: Final = re.compile(r"\d{3}-\d{2}-\d{4}|\d{3}\ \d{2}\ \d{4}")  # escaped: used verbose
 _CARD: Final = re.compile(r"\d(?:[ -]?\d){11,18}")
@@ -249,10 +255,16 @@ def _run(text: str, start: int, end: int) -> Iterator[Finding]:
         yield start, end, "CARD"
     elif phone_digits(value) <= 8 and _HOUSE_NUMBER_AFTER.match(text, end):
         return  # "370 3911 Skogstien": a building and a house number
-    elif phone_ok(value):
+    elif phone_ok(value) or (_after_phone_word(text, start) and phone_ok(value, labelled=True)):
         yield start, end, "PHONE"
     else:
         yield from _split_run(start, value)
+
+
+def _after_phone_word(text: str, start: int) -> bool:
+    before = text[max(0, start - 64) : start]
+    words = before[before.rfind(">") + 1 :].lower().split()[-5:]  # context ends at a placeholder
+    return any(_PHONE_WORDS.match(word.lstrip("([{\"'")) for word in words)
 
 
 def _split_run(start: int, value: str) -> Iterator[Finding]:

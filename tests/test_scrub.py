@@ -32,6 +32,9 @@ def scrub(text: str) -> str:
         ("ext 345-899-3560x4587 ok", "345-899-3560x4587", "PHONE"),
         ("Tel. +44(0)131 4960979 (office)", "+44(0)131 4960979", "PHONE"),
         ("fr 03.93.92.16.85", "03.93.92.16.85", "PHONE"),
+        ("my mobile is +61.3.2008.2619.", "+61.3.2008.2619", "PHONE"),  # no date in it
+        ("call +55 22 2010-1953", "+55 22 2010-1953", "PHONE"),
+        ("Phone: 0049 7484", "0049 7484", "PHONE"),  # too short for 00 and a country code
         ("card 4111 1111 1111 1111 exp", "4111 1111 1111 1111", "CARD"),
         ("card 5500-0000-0000-0004", "5500-0000-0000-0004", "CARD"),
         ("amex 3782 822463 10005.", "3782 822463 10005", "CARD"),
@@ -105,6 +108,8 @@ def test_detects_each_entity(text: str, value: str, entity: str) -> None:
         "max_tokens=4096, tokens: 100000, password_policy: strict",
         "I am Very Happy with it.",
         "It costs 12.50 EUR; call me maybe.",
+        "The campaign should reach 1000000 users by 2025.",
+        "The ring buffer holds 1048576 entries; we called it 12000000 times.",
         "<EMAIL_1> wrote to <PHONE_2> about <SECRET_3> and <PERSON_12>.",
     ],
 )
@@ -118,6 +123,13 @@ def test_leaves_look_alikes_alone(text: str) -> None:
 )
 def test_nine_bare_digits_are_an_ssn_only_when_labelled(text: str, ssn: bool) -> None:
     assert any(entity == "SSN" for _, _, entity in SCRUBBER.detect(text)) is ssn
+
+
+@pytest.mark.parametrize("number", ["9487.5749", "83417047", "1805888718", "351739336"])
+def test_any_grouping_is_a_phone_number_only_after_a_phone_word(number: str) -> None:
+    for text in (f"Tel. {number} (office)", f"You can reach the front desk on {number}."):
+        assert scrub(text) == text.replace(number, "<PHONE_1>")
+    assert scrub(f"The total was {number} last year.") == f"The total was {number} last year."
 
 
 def test_same_value_same_placeholder_across_request_and_answers() -> None:
