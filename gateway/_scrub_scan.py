@@ -46,8 +46,8 @@ def _after_first(words: Iterable[str]) -> str:
 
 
 # A cue followed by a capitalised name; weak cues ("I am", "This is") need a first and last
-# name. Capitalised cues share the scan for numbers below; lowercase ones are found in the
-# lowered text.
+# name. Capitalised cues share the scan for numbers below; lowercase ones have patterns of
+# their own.
 _CUES: Final = (
     "Dear", "Hi", "Hello", "Hey", "My name is", "Name:", "Name is", "Mr", "Mrs", "Ms",
     "Miss", "Mx", "Dr", "Prof", "Regards,", "Best regards,", "Kind regards,", "Warm regards,",
@@ -55,14 +55,16 @@ _CUES: Final = (
     "Signed,", "Attn:", "Attention:", "Patient:", "Customer:",
 )  # fmt: skip
 _WEAK_CUES: Final = ("I'm", "I am", "This is")
-_LOWER_CUES: Final = ("name", "called", "regards,")  # found in the lowered text
 _UPPER: Final = "A-ZÀ-ÖØ-ÞĀ-ž"
 _LOWER: Final = "a-zß-öø-ÿĀ-ž"
 _NAME_WORD: Final = rf"[{_UPPER}][{_LOWER}]+(?:[-'][{_UPPER}]?[{_LOWER}]+)?"
 # Up to three words, with a middle initial allowed: "Faina D. Yefremova".
 _FULL_NAME: Final = rf"{_NAME_WORD}(?:[ \t](?:[A-Z]\.[ \t])?{_NAME_WORD}){{0,2}}"
 _NAME: Final = rf"[.,]?[ \t]*\n?[ \t]*(?P<name>{_FULL_NAME})"
-_PERSON_LOWER: Final = re.compile(rf"(?:name(?:\ is|:|d(?=[ \t]))|called|regards,){_NAME}")
+# Lowercase cues, one pattern each, so that sre skips ahead to the literal.
+_LOWER_CUES: Final = tuple(
+    re.compile(cue + _NAME) for cue in (r"name(?:\ is|:|d(?=[ \t]))", "called", "regards,")
+)
 _WEAK: Final = frozenset({"i'm", "i am", "this is", "named", "called"})
 _NOT_NAMES: Final = frozenset(
     {"There", "All", "Team", "Everyone", "Everybody", "Sir", "Madam", "Again", "Folks",
@@ -154,7 +156,7 @@ _MAX_CHUNKS: Final = 24
 _HOUSE_NUMBER_AFTER: Final = re.compile(r",?\ [A-Z][a-z]")
 
 
-def scan(text: str, lowered: str) -> Iterator[Finding]:
+def scan(text: str) -> Iterator[Finding]:
     """Numbers of every kind, street lines and names after a cue."""
     search = _SCAN.search
     match = search(text)
@@ -183,19 +185,9 @@ def scan(text: str, lowered: str) -> Iterator[Finding]:
         elif end - start >= 7:
             yield from _run(text, start, end)
         match = search(text, end)
-    for cue in _LOWER_CUES:
-        for at in _find_all(lowered, cue):
-            if text[at].islower():  # capitalised cues were matched above
-                match = _PERSON_LOWER.match(text, at)
-                if match:
-                    yield from _person(text, match)
-
-
-def _find_all(haystack: str, needle: str) -> Iterator[int]:
-    at = haystack.find(needle)
-    while at != -1:
-        yield at
-        at = haystack.find(needle, at + 1)
+    for cue in _LOWER_CUES:  # capitalised cues were matched above
+        for match in cue.finditer(text):
+            yield from _person(text, match)
 
 
 def _run(text: str, start: int, end: int) -> Iterator[Finding]:
