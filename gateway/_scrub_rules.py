@@ -42,7 +42,6 @@ _DATE: Final = re.compile(
 _AREA_CODE: Final = re.compile(r"\(\d{1,5}\)")
 _GROUPS: Final = re.compile(r"[ .()/-]+")
 _NANP_WITH_1: Final = frozenset(f"1{d}" for d in "23456789")
-_NOT_DIGIT: Final = re.compile(r"\D")
 _EXTENSION: Final = re.compile(r"\s*(?:x|ext\.?|#)\s*\d{1,5}\Z", re.IGNORECASE)
 
 
@@ -106,7 +105,7 @@ def _without_extension(value: str) -> str:
 
 def phone_digits(value: str) -> int:
     """Digits of a phone number, its extension left out."""
-    return len(_NOT_DIGIT.sub("", _without_extension(value)))
+    return sum(map(str.isdecimal, _without_extension(value)))
 
 
 def phone_ok(value: str, *, labelled: bool = False) -> bool:
@@ -116,16 +115,18 @@ def phone_ok(value: str, *, labelled: bool = False) -> bool:
     and timestamps are not. After a phone word (`labelled`) a national number may also be
     one piece of any length or two groups joined by a dot ("Tel. 83417047", "4026.1401")."""
     number = _without_extension(value)
-    digits = len(_NOT_DIGIT.sub("", number))
-    if not 7 <= digits <= 15 or _DATE.search(number):
+    if ("19" in number or "20" in number) and _DATE.search(number):
         return False
     if number.startswith("+"):
         return _international_ok(number)
+    groups = [g for g in _GROUPS.split(number) if g]
+    if not all(map(str.isdecimal, groups)):
+        return False
+    digits = sum(map(len, groups))
+    if not 7 <= digits <= 15:
+        return False
     if number.startswith("00") and digits >= 10:
         return True  # "00" and a country code; a shorter one is judged as a national number
-    groups = [g for g in _GROUPS.split(number) if g]
-    if any(not g.isdigit() for g in groups):
-        return False
     if "(" in number or ")" in number:
         return _AREA_CODE.search(number) is not None  # "(212) 555-0147", not "2024 ( 2024"
     if "/" in number and number[0] != "0":
@@ -168,7 +169,11 @@ def _national_lengths(country_code: int) -> frozenset[int]:
 
 
 def _international_ok(number: str) -> bool:
-    digits = _NOT_DIGIT.sub("", number.replace("(0)", ""))
+    digits = "".join(filter(str.isdecimal, number))
+    if not 7 <= len(digits) <= 15:
+        return False
+    if "(0)" in number:  # "+44 (0)20 ...": the trunk 0 is not dialled from abroad
+        digits = "".join(filter(str.isdecimal, number.replace("(0)", "")))
     # Country codes are prefix-free: the first known one is the one.
     for size in (1, 2, 3):
         lengths = _national_lengths(int(digits[:size]))

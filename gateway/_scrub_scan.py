@@ -214,6 +214,9 @@ def _run(text: str, start: int, end: int) -> Iterator[Finding]:
     value = value.rstrip(" .(-/+")
     if len(value) < 7:
         return
+    shape = _SHAPE.fullmatch(value)
+    if shape and shape.lastgroup == "date":
+        return
     window = text[max(0, start - 24) : start].lower()
     # Context ends at a placeholder: "<PHONE_1> order 460-89-9847" has no phone label.
     window = window[window.rfind(">") + 1 :]
@@ -224,10 +227,10 @@ def _run(text: str, start: int, end: int) -> Iterator[Finding]:
         if cut < 0:
             return
         start, value = start + cut + 1, value[cut + 1 :]
+        shape = _SHAPE.fullmatch(value)
     if len(value) > 40:  # longer than any one value: several, or a table
         yield from _split_run(start, value)
         return
-    shape = _SHAPE.fullmatch(value)
     kind = shape.lastgroup if shape else None
     end = start + len(value)
     if kind == "date":
@@ -245,7 +248,7 @@ def _run(text: str, start: int, end: int) -> Iterator[Finding]:
             yield start, end, "CARD"
     elif kind == "card" and card_ok(value):
         yield start, end, "CARD"
-    elif phone_digits(value) <= 8 and _HOUSE_NUMBER_AFTER.match(text, end):
+    elif _HOUSE_NUMBER_AFTER.match(text, end) and phone_digits(value) <= 8:
         return  # "370 3911 Skogstien": a building and a house number
     elif phone_ok(value) or (_after_phone_word(text, start) and phone_ok(value, labelled=True)):
         yield start, end, "PHONE"
