@@ -132,6 +132,26 @@ def test_any_grouping_is_a_phone_number_only_after_a_phone_word(number: str) -> 
     assert scrub(f"The total was {number} last year.") == f"The total was {number} last year."
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        "rk_live_4fJx9QmZpL2vT8rKcW1n",
+        "whsec_4fJx9QmZpL2vT8rKcW1nYb6H",
+        "npm_4fJx9QmZpL2vT8rKcW1nYb6H4fJx9QmZpL2v",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuv",
+        "glpat-4fJx9QmZpL2vT8rKcW1n",
+        "xai-4fJx9QmZpL2vT8rKcW1nYb6H4fJx9QmZpL2vT8rK",
+        "hf_4fJx9QmZpL2vT8rKcW1nYb6H4fJx9Qm",
+        "hooks.slack.com/services/T0123ABCD/B0456EFGH/4fJx9QmZpL2vT8rK",
+        "ya29.4fJx9QmZpL2vT8rKcW1nYb6H",
+        "SG.4fJx9QmZpL2vT8rK.cW1nYb6H4fJx9QmZpL2v",
+    ],
+)
+def test_keys_are_found_by_their_issuers_prefix_and_not_when_glued(key: str) -> None:
+    assert scrub(f"use {key} here") == "use <SECRET_1> here"
+    assert scrub(f"use x{key} here") == f"use x{key} here"
+
+
 def test_same_value_same_placeholder_across_request_and_answers() -> None:
     session = SCRUBBER.session()
     request = session.json(
