@@ -126,7 +126,7 @@ def test_nine_bare_digits_are_an_ssn_only_when_labelled(text: str, ssn: bool) ->
 
 
 @pytest.mark.parametrize("number", ["9487.5749", "83417047", "1805888718", "351739336"])
-def test_any_grouping_is_a_phone_number_only_after_a_phone_word(number: str) -> None:
+def test_bare_and_dotted_numbers_are_phones_only_after_a_phone_word(number: str) -> None:
     for text in (f"Tel. {number} (office)", f"You can reach the front desk on {number}."):
         assert scrub(text) == text.replace(number, "<PHONE_1>")
     assert scrub(f"The total was {number} last year.") == f"The total was {number} last year."
