@@ -39,6 +39,7 @@ _YEAR: Final = r"(?:19|20)[0-9][0-9]"
 _DATE: Final = re.compile(
     rf"(?<![0-9])(?:{_YEAR}([-./ ]){_DAY}\1{_DAY}|{_DAY}([-./ ]){_DAY}\2{_YEAR})(?![0-9])"
 )
+_COMPACT_DATE: Final = re.compile(rf"{_YEAR}(?:0[1-9]|1[0-2]){_DAY}")  # 20240115
 _AREA_CODE: Final = re.compile(r"\(\d{1,5}\)")
 _GROUPS: Final = re.compile(r"[ .()/-]+")
 _NANP_WITH_1: Final = frozenset(f"1{d}" for d in "23456789")
@@ -134,8 +135,8 @@ def phone_ok(value: str, *, labelled: bool = False) -> bool:
     if len(groups) > 1 and all(len(g) == 4 and g[:2] in ("19", "20") for g in groups):
         return False  # "2019 2020 2021": years
     if len(groups) == 1:
-        if labelled:
-            return not number.endswith("0000")  # "reach 1000000 users": a quantity
+        if labelled:  # but not "reach 1000000 users" nor "mobile app build 20240115"
+            return not (number.endswith("0000") or _COMPACT_DATE.fullmatch(number))
         # Unseparated: a NANP number (area code 2-9), with or without its country code 1,
         # or a national number with a trunk 0. Epoch timestamps (1...) and ids fall outside.
         return (digits == 10 and number[0] != "1" and number[:2] != "00") or (

@@ -110,6 +110,7 @@ def test_detects_each_entity(text: str, value: str, entity: str) -> None:
         "It costs 12.50 EUR; call me maybe.",
         "The campaign should reach 1000000 users by 2025.",
         "The ring buffer holds 1048576 entries; we called it 12000000 times.",
+        "The mobile app build 20240115 crashed twice.",
         "<EMAIL_1> wrote to <PHONE_2> about <SECRET_3> and <PERSON_12>.",
     ],
 )
