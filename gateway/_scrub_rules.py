@@ -32,13 +32,17 @@ _IBAN_LENGTHS: Final = {
 }  # fmt: skip
 # Luhn doubles every second digit from the right and sums the digits of the product.
 _DOUBLED: Final = str.maketrans("0123456789", "0246813579")
+# A calendar date: its day and month in range, so "+61.3.2008.2619" and "+55 22 2010-1953"
+# stay phone numbers.
+_DAY: Final = r"(?:0?[1-9]|[12][0-9]|3[01])"
+_YEAR: Final = r"(?:19|20)[0-9][0-9]"
 _DATE: Final = re.compile(
-    r"(?<!\d)(?:(?:19|20)\d\d([-./ ])\d{1,2}\1\d{1,2}|\d{1,2}([-./ ])\d{1,2}\2(?:19|20)\d\d)(?!\d)"
+    rf"(?<![0-9])(?:{_YEAR}([-./ ]){_DAY}\1{_DAY}|{_DAY}([-./ ]){_DAY}\2{_YEAR})(?![0-9])"
 )
+_COMPACT_DATE: Final = re.compile(rf"{_YEAR}(?:0[1-9]|1[0-2]){_DAY}")  # 20240115
 _AREA_CODE: Final = re.compile(r"\(\d{1,5}\)")
 _GROUPS: Final = re.compile(r"[ .()/-]+")
 _NANP_WITH_1: Final = frozenset(f"1{d}" for d in "23456789")
-_NOT_DIGIT: Final = re.compile(r"\D")
 _EXTENSION: Final = re.compile(r"\s*(?:x|ext\.?|#)\s*\d{1,5}\Z", re.IGNORECASE)
 
 
@@ -102,25 +106,28 @@ def _without_extension(value: str) -> str:
 
 def phone_digits(value: str) -> int:
     """Digits of a phone number, its extension left out."""
-    return len(_NOT_DIGIT.sub("", _without_extension(value)))
+    return sum(map(str.isdecimal, _without_extension(value)))
 
 
-def phone_ok(value: str) -> bool:
+def phone_ok(value: str, *, labelled: bool = False) -> bool:
     """A phone number by shape. After a country code it must have a length that country's
     numbers have (from `phonenumbers`' metadata); a national number (the region is unknown)
     must be grouped the way numbers are written, which dates, decimals, ranges, versions
-    and timestamps are not."""
+    and timestamps are not. After a phone word (`labelled`) a national number may also be
+    one piece of any length or two groups joined by a dot ("Tel. 83417047", "4026.1401")."""
     number = _without_extension(value)
-    digits = len(_NOT_DIGIT.sub("", number))
-    if not 7 <= digits <= 15 or _DATE.search(number):
+    if ("19" in number or "20" in number) and _DATE.search(number):
         return False
     if number.startswith("+"):
         return _international_ok(number)
-    if number.startswith("00"):
-        return digits >= 10
     groups = [g for g in _GROUPS.split(number) if g]
-    if any(not g.isdigit() for g in groups):
+    if not all(map(str.isdecimal, groups)):
         return False
+    digits = sum(map(len, groups))
+    if not 7 <= digits <= 15:
+        return False
+    if number.startswith("00") and digits >= 10:
+        return True  # "00" and a country code; a shorter one is judged as a national number
     if "(" in number or ")" in number:
         return _AREA_CODE.search(number) is not None  # "(212) 555-0147", not "2024 ( 2024"
     if "/" in number and number[0] != "0":
@@ -128,6 +135,8 @@ def phone_ok(value: str) -> bool:
     if len(groups) > 1 and all(len(g) == 4 and g[:2] in ("19", "20") for g in groups):
         return False  # "2019 2020 2021": years
     if len(groups) == 1:
+        if labelled:  # but not "reach 1000000 users" nor "mobile app build 20240115"
+            return not (number.endswith("0000") or _COMPACT_DATE.fullmatch(number))
         # Unseparated: a NANP number (area code 2-9), with or without its country code 1,
         # or a national number with a trunk 0. Epoch timestamps (1...) and ids fall outside.
         return (digits == 10 and number[0] != "1" and number[:2] != "00") or (
@@ -138,7 +147,7 @@ def phone_ok(value: str) -> bool:
     if len(groups) == 2:
         # Two groups: a decimal, a range or a postcode, unless shaped like a local number
         # (555-0132, 9472 7916), a trunk-prefixed one or a long subscriber part.
-        if "." in number:
+        if "." in number and not labelled:
             return False
         local = len(groups[1]) == 4 and len(groups[0]) in (3, 4)
         return local or (number[0] == "0" and digits >= 9) or len(groups[1]) >= 6
@@ -161,7 +170,11 @@ def _national_lengths(country_code: int) -> frozenset[int]:
 
 
 def _international_ok(number: str) -> bool:
-    digits = _NOT_DIGIT.sub("", number.replace("(0)", ""))
+    digits = "".join(filter(str.isdecimal, number))
+    if not 7 <= len(digits) <= 15:
+        return False
+    if "(0)" in number:  # "+44 (0)20 ...": the trunk 0 is not dialled from abroad
+        digits = "".join(filter(str.isdecimal, number.replace("(0)", "")))
     # Country codes are prefix-free: the first known one is the one.
     for size in (1, 2, 3):
         lengths = _national_lengths(int(digits[:size]))

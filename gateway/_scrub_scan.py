@@ -46,8 +46,8 @@ def _after_first(words: Iterable[str]) -> str:
 
 
 # A cue followed by a capitalised name; weak cues ("I am", "This is") need a first and last
-# name. Capitalised cues share the scan for numbers below; lowercase ones are found in the
-# lowered text.
+# name. Capitalised cues share the scan for numbers below; lowercase ones have patterns of
+# their own.
 _CUES: Final = (
     "Dear", "Hi", "Hello", "Hey", "My name is", "Name:", "Name is", "Mr", "Mrs", "Ms",
     "Miss", "Mx", "Dr", "Prof", "Regards,", "Best regards,", "Kind regards,", "Warm regards,",
@@ -55,14 +55,16 @@ _CUES: Final = (
     "Signed,", "Attn:", "Attention:", "Patient:", "Customer:",
 )  # fmt: skip
 _WEAK_CUES: Final = ("I'm", "I am", "This is")
-_LOWER_CUES: Final = ("name", "called", "regards,")  # found in the lowered text
 _UPPER: Final = "A-ZÀ-ÖØ-ÞĀ-ž"
 _LOWER: Final = "a-zß-öø-ÿĀ-ž"
 _NAME_WORD: Final = rf"[{_UPPER}][{_LOWER}]+(?:[-'][{_UPPER}]?[{_LOWER}]+)?"
 # Up to three words, with a middle initial allowed: "Faina D. Yefremova".
 _FULL_NAME: Final = rf"{_NAME_WORD}(?:[ \t](?:[A-Z]\.[ \t])?{_NAME_WORD}){{0,2}}"
 _NAME: Final = rf"[.,]?[ \t]*\n?[ \t]*(?P<name>{_FULL_NAME})"
-_PERSON_LOWER: Final = re.compile(rf"(?:name(?:\ is|:|d(?=[ \t]))|called|regards,){_NAME}")
+# Lowercase cues, one pattern each, so that sre skips ahead to the literal.
+_LOWER_CUES: Final = tuple(
+    re.compile(cue + _NAME) for cue in (r"name(?:\ is|:|d(?=[ \t]))", "called", "regards,")
+)
 _WEAK: Final = frozenset({"i'm", "i am", "this is", "named", "called"})
 _NOT_NAMES: Final = frozenset(
     {"There", "All", "Team", "Everyone", "Everybody", "Sir", "Madam", "Again", "Folks",
@@ -130,6 +132,12 @@ _ID_WORDS: Final = frozenset(
      "sku", "port", "isbn", "step", "pid", "uid", "commit", "line", "page", "no", "#"}
 )  # fmt: skip
 _PII_WORDS: Final = ("card", "phone", "tel", "mobile", "cell", "fax", "call", "ssn", "social")
+# Words that make the number after them a phone number, looked for among the five words
+# before it (the window Presidio's context enhancer uses too).
+_PHONE_WORDS: Final = re.compile(
+    r"(?:phone|telephon|telefon|téléphon|mobil|móvil|cell|celular|call|reach|contact"
+    r"|whatsapp|(?:tel|tél|tlf|fax|sms|mob|dial)\b)"
+)
 _IPV4: Final = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _SSN: Final = re.compile(r"\d{3}-\d{2}-\d{4}|\d{3}\ \d{2}\ \d{4}")  # escaped: used verbose
 _CARD: Final = re.compile(r"\d(?:[ -]?\d){11,18}")
@@ -148,7 +156,7 @@ _MAX_CHUNKS: Final = 24
 _HOUSE_NUMBER_AFTER: Final = re.compile(r",?\ [A-Z][a-z]")
 
 
-def scan(text: str, lowered: str) -> Iterator[Finding]:
+def scan(text: str) -> Iterator[Finding]:
     """Numbers of every kind, street lines and names after a cue."""
     search = _SCAN.search
     match = search(text)
@@ -177,19 +185,9 @@ def scan(text: str, lowered: str) -> Iterator[Finding]:
         elif end - start >= 7:
             yield from _run(text, start, end)
         match = search(text, end)
-    for cue in _LOWER_CUES:
-        for at in _find_all(lowered, cue):
-            if text[at].islower():  # capitalised cues were matched above
-                match = _PERSON_LOWER.match(text, at)
-                if match:
-                    yield from _person(text, match)
-
-
-def _find_all(haystack: str, needle: str) -> Iterator[int]:
-    at = haystack.find(needle)
-    while at != -1:
-        yield at
-        at = haystack.find(needle, at + 1)
+    for cue in _LOWER_CUES:  # capitalised cues were matched above
+        for match in cue.finditer(text):
+            yield from _person(text, match)
 
 
 def _run(text: str, start: int, end: int) -> Iterator[Finding]:
@@ -216,6 +214,9 @@ def _run(text: str, start: int, end: int) -> Iterator[Finding]:
     value = value.rstrip(" .(-/+")
     if len(value) < 7:
         return
+    shape = _SHAPE.fullmatch(value)
+    if shape and shape.lastgroup == "date":
+        return
     window = text[max(0, start - 24) : start].lower()
     # Context ends at a placeholder: "<PHONE_1> order 460-89-9847" has no phone label.
     window = window[window.rfind(">") + 1 :]
@@ -226,10 +227,10 @@ def _run(text: str, start: int, end: int) -> Iterator[Finding]:
         if cut < 0:
             return
         start, value = start + cut + 1, value[cut + 1 :]
+        shape = _SHAPE.fullmatch(value)
     if len(value) > 40:  # longer than any one value: several, or a table
         yield from _split_run(start, value)
         return
-    shape = _SHAPE.fullmatch(value)
     kind = shape.lastgroup if shape else None
     end = start + len(value)
     if kind == "date":
@@ -247,12 +248,18 @@ def _run(text: str, start: int, end: int) -> Iterator[Finding]:
             yield start, end, "CARD"
     elif kind == "card" and card_ok(value):
         yield start, end, "CARD"
-    elif phone_digits(value) <= 8 and _HOUSE_NUMBER_AFTER.match(text, end):
+    elif _HOUSE_NUMBER_AFTER.match(text, end) and phone_digits(value) <= 8:
         return  # "370 3911 Skogstien": a building and a house number
-    elif phone_ok(value):
+    elif phone_ok(value) or (_after_phone_word(text, start) and phone_ok(value, labelled=True)):
         yield start, end, "PHONE"
     else:
         yield from _split_run(start, value)
+
+
+def _after_phone_word(text: str, start: int) -> bool:
+    before = text[max(0, start - 64) : start]
+    words = before[before.rfind(">") + 1 :].lower().split()[-5:]  # context ends at a placeholder
+    return any(_PHONE_WORDS.match(word.lstrip("([{\"'")) for word in words)
 
 
 def _split_run(start: int, value: str) -> Iterator[Finding]:

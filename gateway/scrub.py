@@ -49,6 +49,19 @@ def _find_all(haystack: str, needle: str) -> Iterable[int]:
         at = haystack.find(needle, at + len(needle))
 
 
+def _occurrences(text: str, value: str, entity: str) -> Iterable[Finding]:
+    """Where `value` occurs as a whole: not inside a longer word or number."""
+    n = len(text)
+    word_start, word_end = value[0] in WORD_CHARS, value[-1] in WORD_CHARS
+    for at in _find_all(text, value):
+        end = at + len(value)
+        if word_start and at and text[at - 1] in WORD_CHARS:
+            continue
+        if word_end and end < n and text[end] in WORD_CHARS:
+            continue
+        yield at, end, entity
+
+
 def _resolve(found: list[Finding]) -> list[Finding]:
     """Earlier first; at one start the longer wins; anything overlapping a kept span goes."""
     found.sort()
@@ -102,7 +115,7 @@ class Scrubber:
         lowered = text.lower()
         if len(lowered) != len(text):
             lowered = text.translate(_ASCII_LOWER)
-        found.extend(scan(text, lowered))
+        found.extend(scan(text))
         found.extend(labelled(text, lowered))
         for name, pattern in self._custom:
             found.extend((*m.span(), name) for m in pattern.finditer(text) if m.end() > m.start())
@@ -116,27 +129,24 @@ class Scrubber:
             return found
         kept = _resolve(found)
         # A value found once is replaced everywhere, even where the context that revealed it
-        # (a label, a cue, a neighbour) is missing or misleading.
+        # (a label, a cue, a neighbour) is missing or misleading. Most values occur only where
+        # they were found; one `count` (in C) per value tells which to look for.
         values = dict(known) if known else {}
-        values.update((text[a:b], e) for a, b, e in kept)
+        times: dict[str, int] = {}
+        for a, b, entity in kept:
+            value = text[a:b]
+            values[value] = entity
+            times[value] = times.get(value, 0) + 1
+        more = [
+            finding
+            for value, entity in values.items()
+            if len(value) >= 3 and text.count(value) > times.get(value, 0)
+            for finding in _occurrences(text, value, entity)
+        ]
+        if not more:
+            return kept
         taken = {a for a, _, _ in kept}
-        more = [f for f in self._occurrences(text, values) if f[0] not in taken]
-        return _resolve([*kept, *more]) if more else kept
-
-    @staticmethod
-    def _occurrences(text: str, values: Mapping[str, str]) -> Iterable[Finding]:
-        n = len(text)
-        for value, entity in values.items():
-            if len(value) < 3:
-                continue
-            word_start, word_end = value[0] in WORD_CHARS, value[-1] in WORD_CHARS
-            for at in _find_all(text, value):
-                end = at + len(value)
-                if word_start and at and text[at - 1] in WORD_CHARS:
-                    continue
-                if word_end and end < n and text[end] in WORD_CHARS:
-                    continue
-                yield at, end, entity
+        return _resolve([*kept, *(f for f in more if f[0] not in taken)])
 
 
 class ScrubSession:

@@ -32,6 +32,9 @@ def scrub(text: str) -> str:
         ("ext 345-899-3560x4587 ok", "345-899-3560x4587", "PHONE"),
         ("Tel. +44(0)131 4960979 (office)", "+44(0)131 4960979", "PHONE"),
         ("fr 03.93.92.16.85", "03.93.92.16.85", "PHONE"),
+        ("my mobile is +61.3.2008.2619.", "+61.3.2008.2619", "PHONE"),  # no date in it
+        ("call +55 22 2010-1953", "+55 22 2010-1953", "PHONE"),
+        ("Phone: 0049 7484", "0049 7484", "PHONE"),  # too short for 00 and a country code
         ("card 4111 1111 1111 1111 exp", "4111 1111 1111 1111", "CARD"),
         ("card 5500-0000-0000-0004", "5500-0000-0000-0004", "CARD"),
         ("amex 3782 822463 10005.", "3782 822463 10005", "CARD"),
@@ -105,6 +108,9 @@ def test_detects_each_entity(text: str, value: str, entity: str) -> None:
         "max_tokens=4096, tokens: 100000, password_policy: strict",
         "I am Very Happy with it.",
         "It costs 12.50 EUR; call me maybe.",
+        "The campaign should reach 1000000 users by 2025.",
+        "The ring buffer holds 1048576 entries; we called it 12000000 times.",
+        "The mobile app build 20240115 crashed twice.",
         "<EMAIL_1> wrote to <PHONE_2> about <SECRET_3> and <PERSON_12>.",
     ],
 )
@@ -118,6 +124,33 @@ def test_leaves_look_alikes_alone(text: str) -> None:
 )
 def test_nine_bare_digits_are_an_ssn_only_when_labelled(text: str, ssn: bool) -> None:
     assert any(entity == "SSN" for _, _, entity in SCRUBBER.detect(text)) is ssn
+
+
+@pytest.mark.parametrize("number", ["9487.5749", "83417047", "1805888718", "351739336"])
+def test_bare_and_dotted_numbers_are_phones_only_after_a_phone_word(number: str) -> None:
+    for text in (f"Tel. {number} (office)", f"You can reach the front desk on {number}."):
+        assert scrub(text) == text.replace(number, "<PHONE_1>")
+    assert scrub(f"The total was {number} last year.") == f"The total was {number} last year."
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "rk_live_4fJx9QmZpL2vT8rKcW1n",
+        "whsec_4fJx9QmZpL2vT8rKcW1nYb6H",
+        "npm_4fJx9QmZpL2vT8rKcW1nYb6H4fJx9QmZpL2v",
+        "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuv",
+        "glpat-4fJx9QmZpL2vT8rKcW1n",
+        "xai-4fJx9QmZpL2vT8rKcW1nYb6H4fJx9QmZpL2vT8rK",
+        "hf_4fJx9QmZpL2vT8rKcW1nYb6H4fJx9Qm",
+        "hooks.slack.com/services/T0123ABCD/B0456EFGH/4fJx9QmZpL2vT8rK",
+        "ya29.4fJx9QmZpL2vT8rKcW1nYb6H",
+        "SG.4fJx9QmZpL2vT8rK.cW1nYb6H4fJx9QmZpL2v",
+    ],
+)
+def test_keys_are_found_by_their_issuers_prefix_and_not_when_glued(key: str) -> None:
+    assert scrub(f"use {key} here") == "use <SECRET_1> here"
+    assert scrub(f"use x{key} here") == f"use x{key} here"
 
 
 def test_same_value_same_placeholder_across_request_and_answers() -> None:
