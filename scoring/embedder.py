@@ -21,7 +21,7 @@ from tokenizers import Tokenizer
 
 from gateway.config import Precision, ScoringConfig
 from gateway.errors import ModelNotFoundError
-from scoring.compile import load_compiled
+from scoring.compile import SESSION_DISABLED_OPTIMIZERS, load_compiled
 
 log = logging.getLogger("shadowgate.embedder")
 
@@ -69,7 +69,12 @@ class Embedder:
                 fp32_layers=config.fp32_layers,
                 cache_dir=config.compile_cache,
             )
-            return ort.InferenceSession(graph, options, providers=providers)
+            return ort.InferenceSession(
+                graph,
+                options,
+                providers=providers,
+                disabled_optimizers=list(SESSION_DISABLED_OPTIMIZERS),
+            )
 
         # Short sequences cost little and lose the most to int8 (few tokens to average the
         # rounding out), so they run in fp32; the rest on the mixed-int8 graph.
