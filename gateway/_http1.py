@@ -20,6 +20,8 @@ from gateway.errors import UpstreamDisconnected, UpstreamProtocolError, Upstream
 # resumes once the consumer took it), so memory per stream stays bounded.
 _HIGH_WATER: Final = 256 * 1024
 _NO_BODY_STATUSES: Final = frozenset({204, 304})
+# httptools puts no bound on a response head; a broken upstream must not grow our memory.
+_MAX_HEAD_BYTES: Final = 64 * 1024
 
 
 class Http1Connection(asyncio.Protocol):
@@ -46,6 +48,7 @@ class Http1Connection(asyncio.Protocol):
         self.headers_done = False
         self.complete = False
         self.received = False
+        self._head_bytes = 0
         self._until_close = False
         self._informational = False
         self._keep_alive = False
@@ -62,6 +65,10 @@ class Http1Connection(asyncio.Protocol):
         self._reset()
         self._head_only = head_only
         self._active = True
+
+    def park(self) -> None:
+        """The exchange is over and the connection idles in the pool."""
+        self._active = False
 
     def write(self, data: bytes) -> None:
         if self._transport is None or self.closed:
@@ -161,6 +168,11 @@ class Http1Connection(asyncio.Protocol):
             self.close()
             return
         self.received = True
+        if not self.headers_done:
+            self._head_bytes += len(data)
+            if self._head_bytes > _MAX_HEAD_BYTES:
+                self._protocol_error("upstream response head is too large")
+                return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -206,7 +218,8 @@ class Http1Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         if self.complete:
-            self._keep_alive = False  # a second response to one request
+            # A second response to one request: stop parsing before it overwrites the first.
+            raise _StrayResponse
         self._reason.clear()
         self.raw_headers.clear()
 
@@ -256,6 +269,10 @@ class Http1Connection(asyncio.Protocol):
             return
         self.complete = True
         self._wake()
+
+
+class _StrayResponse(Exception):
+    """Raised inside the parser to stop it at bytes that follow a complete response."""
 
 
 def _expire(waiter: asyncio.Future[None], message: str) -> None:

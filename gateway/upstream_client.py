@@ -244,6 +244,7 @@ class UpstreamClient:
             self.discard(conn)
             return
         self._in_use.discard(conn)
+        conn.park()
         loop = asyncio.get_running_loop()
         conn.idle_since = loop.time()
         self._idle.append(conn)
