@@ -134,15 +134,20 @@ class UpstreamClient:
         """Send a request and return once the response headers are in.
 
         `headers` are sent as given (the caller sets Content-Length); `chunked` frames a
-        streamed body of unknown length. A body given as bytes (or none) is sent again on a
-        fresh connection once if the first one turned out closed.
+        streamed body of unknown length. A request that could not connect, or whose body was
+        given as bytes (or none) and whose connection turned out closed, is sent once more.
         """
         head = self._head(method, target, headers, chunked)
         payload = body if isinstance(body, bytes) else None
         streamed = body is not None and payload is None
-        attempts = 1 if streamed else 2
-        for attempt in range(attempts):
-            conn = await self._acquire()
+        for attempt in range(2):
+            last = attempt == 1
+            try:
+                conn = await self._acquire()
+            except UpstreamConnectError:
+                if last:
+                    raise
+                continue
             try:
                 conn.begin(head_only=method == "HEAD")
                 if streamed:
@@ -154,7 +159,8 @@ class UpstreamClient:
                 await conn.wait_headers(self._first_byte_timeout_s)
             except _RETRYABLE:
                 self.discard(conn)
-                if attempt + 1 == attempts or conn.received:
+                # A streamed body was partly consumed already: it cannot be sent again.
+                if last or streamed or conn.received:
                     raise
                 log.debug("upstream %s: retrying after a dropped pooled connection", self._host)
                 continue

@@ -24,8 +24,9 @@ from gateway.processes import free_port
 from gateway.upstream_client import UpstreamClient
 from tests.conftest import RigFactory
 
-ClientFactory = Callable[..., UpstreamClient]
+ClientFactory = Callable[..., Awaitable[UpstreamClient]]
 RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+RawServer = Callable[[RawHandler], Awaitable[int]]
 
 
 class Chunks:
@@ -113,7 +114,7 @@ def state() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def make_client() -> AsyncIterator[Callable[..., Awaitable[UpstreamClient]]]:
+async def make_client() -> AsyncIterator[ClientFactory]:
     clients: list[UpstreamClient] = []
 
     async def factory(port: int, **overrides: Any) -> UpstreamClient:
@@ -143,7 +144,7 @@ async def upstream(state: dict[str, Any]) -> AsyncIterator[TestServer]:
 
 
 @pytest.fixture
-async def raw_server() -> AsyncIterator[Callable[[RawHandler], Awaitable[int]]]:
+async def raw_server() -> AsyncIterator[RawServer]:
     servers: list[asyncio.Server] = []
 
     async def start(handler: RawHandler) -> int:
@@ -165,7 +166,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
 async def test_sequential_requests_reuse_one_pooled_connection(
-    upstream: TestServer, make_client: Any, state: dict[str, Any]
+    upstream: TestServer, make_client: ClientFactory, state: dict[str, Any]
 ) -> None:
     client = await make_client(upstream.port)
     for _ in range(3):
@@ -177,7 +178,7 @@ async def test_sequential_requests_reuse_one_pooled_connection(
 
 
 async def test_pool_limit_queues_requests_past_max_connections(
-    upstream: TestServer, make_client: Any, state: dict[str, Any]
+    upstream: TestServer, make_client: ClientFactory, state: dict[str, Any]
 ) -> None:
     client = await make_client(upstream.port, max_connections=2)
 
@@ -203,7 +204,7 @@ async def test_pool_limit_queues_requests_past_max_connections(
 )
 async def test_request_bodies_reach_the_upstream_with_their_framing(
     upstream: TestServer,
-    make_client: Any,
+    make_client: ClientFactory,
     body: Any,
     chunked: bool,
     length: str | None,
@@ -222,7 +223,7 @@ async def test_request_bodies_reach_the_upstream_with_their_framing(
 
 
 async def test_chunked_response_is_read_whole_and_connection_reused(
-    upstream: TestServer, make_client: Any, state: dict[str, Any]
+    upstream: TestServer, make_client: ClientFactory, state: dict[str, Any]
 ) -> None:
     client = await make_client(upstream.port)
     response = await client.request("GET", "/chunked", [], None)
@@ -235,7 +236,7 @@ async def test_chunked_response_is_read_whole_and_connection_reused(
 
 
 async def test_sse_chunk_arrives_before_the_upstream_sends_the_next(
-    upstream: TestServer, make_client: Any, state: dict[str, Any]
+    upstream: TestServer, make_client: ClientFactory, state: dict[str, Any]
 ) -> None:
     client = await make_client(upstream.port)
     response = await client.request("GET", "/sse", [], None)
@@ -247,7 +248,7 @@ async def test_sse_chunk_arrives_before_the_upstream_sends_the_next(
 
 
 async def test_response_delimited_by_close_is_read_to_the_end(
-    raw_server: Any, make_client: Any
+    raw_server: RawServer, make_client: ClientFactory
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
@@ -265,7 +266,7 @@ async def test_response_delimited_by_close_is_read_to_the_end(
 
 @pytest.mark.parametrize(("method", "path"), [("HEAD", "/body"), ("GET", "/204")])
 async def test_head_and_204_have_no_body(
-    upstream: TestServer, make_client: Any, method: str, path: str
+    upstream: TestServer, make_client: ClientFactory, method: str, path: str
 ) -> None:
     client = await make_client(upstream.port)
     response = await client.request(method, path, [], None)
@@ -278,7 +279,7 @@ async def test_head_and_204_have_no_body(
 
 
 async def test_pooled_connection_closed_by_the_server_is_retried_once(
-    raw_server: Any, make_client: Any
+    raw_server: RawServer, make_client: ClientFactory
 ) -> None:
     connections = 0
 
@@ -304,7 +305,7 @@ async def test_pooled_connection_closed_by_the_server_is_retried_once(
 
 
 async def test_streamed_body_is_not_retried_on_a_dropped_connection(
-    raw_server: Any, make_client: Any
+    raw_server: RawServer, make_client: ClientFactory
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
@@ -316,7 +317,7 @@ async def test_streamed_body_is_not_retried_on_a_dropped_connection(
     assert client.in_use() == 0
 
 
-async def test_refused_connection_is_a_connect_error(make_client: Any) -> None:
+async def test_refused_connection_is_a_connect_error(make_client: ClientFactory) -> None:
     client = await make_client(free_port())
     with pytest.raises(UpstreamConnectError):
         await client.request("GET", "/", [], None)
@@ -324,7 +325,7 @@ async def test_refused_connection_is_a_connect_error(make_client: Any) -> None:
 
 
 async def test_silent_upstream_times_out_before_first_byte(
-    upstream: TestServer, make_client: Any, state: dict[str, Any]
+    upstream: TestServer, make_client: ClientFactory, state: dict[str, Any]
 ) -> None:
     client = await make_client(upstream.port, first_byte_timeout_s=0.1)
     with pytest.raises(UpstreamTimeout):
@@ -334,7 +335,7 @@ async def test_silent_upstream_times_out_before_first_byte(
 
 
 async def test_stalled_stream_times_out_between_chunks(
-    upstream: TestServer, make_client: Any
+    upstream: TestServer, make_client: ClientFactory
 ) -> None:
     client = await make_client(upstream.port, read_timeout_s=0.1)
     response = await client.request("GET", "/sse", [], None)
@@ -346,7 +347,7 @@ async def test_stalled_stream_times_out_between_chunks(
 
 
 async def test_cancelled_request_returns_nothing_to_the_pool(
-    upstream: TestServer, make_client: Any, state: dict[str, Any]
+    upstream: TestServer, make_client: ClientFactory, state: dict[str, Any]
 ) -> None:
     client = await make_client(upstream.port)
     task = asyncio.create_task(client.request("GET", "/hang", [], None))
@@ -359,7 +360,7 @@ async def test_cancelled_request_returns_nothing_to_the_pool(
 
 
 async def test_response_not_read_to_the_end_is_not_pooled(
-    upstream: TestServer, make_client: Any, state: dict[str, Any]
+    upstream: TestServer, make_client: ClientFactory, state: dict[str, Any]
 ) -> None:
     client = await make_client(upstream.port)
     response = await client.request("GET", "/sse", [], None)
@@ -373,7 +374,7 @@ async def test_response_not_read_to_the_end_is_not_pooled(
 
 
 async def test_idle_connections_expire_after_keepalive(
-    upstream: TestServer, make_client: Any, state: dict[str, Any]
+    upstream: TestServer, make_client: ClientFactory, state: dict[str, Any]
 ) -> None:
     client = await make_client(upstream.port, keepalive_s=0.05)
     for _ in range(2):
@@ -393,7 +394,7 @@ async def test_idle_connections_expire_after_keepalive(
     ],
 )
 async def test_malformed_response_is_a_protocol_error(
-    raw_server: Any, make_client: Any, answer: bytes
+    raw_server: RawServer, make_client: ClientFactory, answer: bytes
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
@@ -407,14 +408,16 @@ async def test_malformed_response_is_a_protocol_error(
     assert client.in_use() == 0
 
 
-async def test_header_with_a_line_break_is_refused(upstream: TestServer, make_client: Any) -> None:
+async def test_header_with_a_line_break_is_refused(
+    upstream: TestServer, make_client: ClientFactory
+) -> None:
     client = await make_client(upstream.port)
     with pytest.raises(UpstreamError, match="line break"):
         await client.request("GET", "/echo", [("X-Evil", "a\r\nInjected: 1")], None)
 
 
 async def test_malformed_upstream_response_through_the_gateway_is_a_502(
-    raw_server: Any, make_rig: RigFactory
+    raw_server: RawServer, make_rig: RigFactory
 ) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
@@ -430,7 +433,9 @@ async def test_malformed_upstream_response_through_the_gateway_is_a_502(
     assert rig.gateway.production.pool_in_use() == 0
 
 
-async def test_bytes_on_an_idle_connection_retire_it(raw_server: Any, make_client: Any) -> None:
+async def test_bytes_on_an_idle_connection_retire_it(
+    raw_server: RawServer, make_client: ClientFactory
+) -> None:
     connections = 0
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -451,7 +456,9 @@ async def test_bytes_on_an_idle_connection_retire_it(raw_server: Any, make_clien
     assert connections == 2
 
 
-async def test_endless_response_head_is_a_protocol_error(raw_server: Any, make_client: Any) -> None:
+async def test_endless_response_head_is_a_protocol_error(
+    raw_server: RawServer, make_client: ClientFactory
+) -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\n")
