@@ -63,6 +63,7 @@ class Http1Connection(asyncio.Protocol):
     def begin(self, *, head_only: bool) -> None:
         """Start a new exchange on this connection (fresh or taken from the pool)."""
         self._reset()
+        self.body_task = None
         self._head_only = head_only
         self._active = True
 

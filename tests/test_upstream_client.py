@@ -4,7 +4,9 @@ upstreams, raw asyncio servers for the ones that break HTTP or close connections
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -26,7 +28,15 @@ from tests.conftest import RigFactory
 
 ClientFactory = Callable[..., Awaitable[UpstreamClient]]
 RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-RawServer = Callable[[RawHandler], Awaitable[int]]
+RawServer = Callable[[RawHandler], Awaitable["RawUpstream"]]
+
+
+@dataclass
+class RawUpstream:
+    """A raw asyncio upstream: where it listens and how many connections it accepted."""
+
+    port: int = 0
+    connections: int = 0
 
 
 class Chunks:
@@ -40,9 +50,13 @@ class Chunks:
 
 
 def _app(state: dict[str, Any]) -> web.Application:
-    async def echo(request: web.Request) -> web.Response:
+    def note_peer(request: web.Request) -> None:
+        """Which client connection served the request: tells reuse from a fresh connection."""
         peer = request.transport.get_extra_info("peername") if request.transport else None
         state.setdefault("peers", []).append(peer)
+
+    async def echo(request: web.Request) -> web.Response:
+        note_peer(request)
         body = await request.read()
         info = {
             "method": request.method,
@@ -54,6 +68,7 @@ def _app(state: dict[str, Any]) -> web.Application:
         return web.Response(body=orjson.dumps(info), content_type="application/json")
 
     async def chunked(request: web.Request) -> web.StreamResponse:
+        note_peer(request)
         response = web.StreamResponse()
         response.enable_chunked_encoding()
         await response.prepare(request)
@@ -63,8 +78,7 @@ def _app(state: dict[str, Any]) -> web.Application:
         return response
 
     async def sse(request: web.Request) -> web.StreamResponse:
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        state.setdefault("peers", []).append(peer)
+        note_peer(request)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(b"data: first\n\n")
@@ -147,10 +161,17 @@ async def upstream(state: dict[str, Any]) -> AsyncIterator[TestServer]:
 async def raw_server() -> AsyncIterator[RawServer]:
     servers: list[asyncio.Server] = []
 
-    async def start(handler: RawHandler) -> int:
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    async def start(handler: RawHandler) -> RawUpstream:
+        upstream = RawUpstream()
+
+        async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            upstream.connections += 1
+            await handler(reader, writer)
+
+        server = await asyncio.start_server(counted, "127.0.0.1", 0)
         servers.append(server)
-        return int(server.sockets[0].getsockname()[1])
+        upstream.port = int(server.sockets[0].getsockname()[1])
+        return upstream
 
     yield start
     for server in servers:
@@ -165,14 +186,34 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 
+def _answering(answer: bytes) -> RawHandler:
+    """A raw upstream that sends `answer` to the first request and waits for the client to go."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _read_request(reader)
+        writer.write(answer)
+        await reader.read()
+        writer.close()
+
+    return handler
+
+
+async def _fetch(client: UpstreamClient, path: str = "/", method: str = "GET") -> tuple[int, bytes]:
+    """One whole exchange: status and body, the connection handed back."""
+    response = await client.request(method, path, [], None)
+    try:
+        return response.status, await response.read()
+    finally:
+        response.release()
+
+
 async def test_sequential_requests_reuse_one_pooled_connection(
     upstream: TestServer, make_client: ClientFactory, state: dict[str, Any]
 ) -> None:
     client = await make_client(upstream.port)
     for _ in range(3):
-        response = await client.request("GET", "/echo", [], None)
-        assert orjson.loads(await response.read())["host"] == f"127.0.0.1:{upstream.port}"
-        response.release()
+        _, body = await _fetch(client, "/echo")
+        assert orjson.loads(body)["host"] == f"127.0.0.1:{upstream.port}"
         assert client.in_use() == 0
     assert len(set(state["peers"])) == 1
 
@@ -182,14 +223,8 @@ async def test_pool_limit_queues_requests_past_max_connections(
 ) -> None:
     client = await make_client(upstream.port, max_connections=2)
 
-    async def one() -> bytes:
-        response = await client.request("GET", "/slow?s=0.05", [], None)
-        try:
-            return await response.read()
-        finally:
-            response.release()
-
-    assert await asyncio.gather(*(one() for _ in range(6))) == [b"done"] * 6
+    answers = await asyncio.gather(*(_fetch(client, "/slow?s=0.05") for _ in range(6)))
+    assert answers == [(200, b"done")] * 6
     assert state["most"] == 2
     assert client.in_use() == 0
 
@@ -226,13 +261,9 @@ async def test_chunked_response_is_read_whole_and_connection_reused(
     upstream: TestServer, make_client: ClientFactory, state: dict[str, Any]
 ) -> None:
     client = await make_client(upstream.port)
-    response = await client.request("GET", "/chunked", [], None)
-    assert await response.read() == b"one two three"
-    response.release()
-    response = await client.request("GET", "/echo", [], None)
-    await response.read()
-    response.release()
-    assert client.in_use() == 0
+    assert await _fetch(client, "/chunked") == (200, b"one two three")
+    await _fetch(client, "/echo")
+    assert len(set(state["peers"])) == 1
 
 
 async def test_sse_chunk_arrives_before_the_upstream_sends_the_next(
@@ -257,10 +288,8 @@ async def test_response_delimited_by_close_is_read_to_the_end(
         writer.write(b"part two")
         writer.close()
 
-    client = await make_client(await raw_server(handler))
-    response = await client.request("GET", "/", [], None)
-    assert await response.read() == b"part one, part two"
-    response.release()
+    client = await make_client((await raw_server(handler)).port)
+    assert await _fetch(client) == (200, b"part one, part two")
     assert client.in_use() == 0
 
 
@@ -269,39 +298,28 @@ async def test_head_and_204_have_no_body(
     upstream: TestServer, make_client: ClientFactory, method: str, path: str
 ) -> None:
     client = await make_client(upstream.port)
-    response = await client.request(method, path, [], None)
-    assert await response.read() == b""
-    response.release()
+    assert (await _fetch(client, path, method))[1] == b""
     # The next request works whether or not the connection was kept.
-    response = await client.request("GET", "/echo", [], None)
-    assert response.status == 200
-    response.release()
+    assert (await _fetch(client, "/echo"))[0] == 200
 
 
 async def test_pooled_connection_closed_by_the_server_is_retried_once(
     raw_server: RawServer, make_client: ClientFactory
 ) -> None:
-    connections = 0
-
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
         await _read_request(reader)
         writer.write(OK)
-        if connections == 1:
-            # Keeps the connection open, then drops the next request unanswered: the race of
-            # an upstream closing an idle connection just as the client reuses it.
+        # Keeps the connection open, then drops the next request unanswered: the race of an
+        # upstream closing an idle connection just as the client reuses it.
+        with contextlib.suppress(asyncio.IncompleteReadError):
             await _read_request(reader)
-        else:
-            await reader.read()
         writer.close()
 
-    client = await make_client(await raw_server(handler))
+    upstream = await raw_server(handler)
+    client = await make_client(upstream.port)
     for _ in range(2):
-        response = await client.request("GET", "/", [], b"")
-        assert await response.read() == b"ok"
-        response.release()
-    assert connections == 2
+        assert await _fetch(client) == (200, b"ok")
+    assert upstream.connections == 2
 
 
 async def test_streamed_body_is_not_retried_on_a_dropped_connection(
@@ -311,7 +329,7 @@ async def test_streamed_body_is_not_retried_on_a_dropped_connection(
         await _read_request(reader)
         writer.close()
 
-    client = await make_client(await raw_server(handler))
+    client = await make_client((await raw_server(handler)).port)
     with pytest.raises(UpstreamDisconnected):
         await client.request("POST", "/", [], Chunks(b"once"), chunked=True)
     assert client.in_use() == 0
@@ -367,9 +385,7 @@ async def test_response_not_read_to_the_end_is_not_pooled(
     await response.read_chunk()
     response.release()  # the body was not read whole: the connection must go
     state["go"].set()
-    response = await client.request("GET", "/echo", [], None)
-    await response.read()
-    response.release()
+    await _fetch(client, "/echo")
     assert len(set(state["peers"])) == 2  # /echo needed a fresh connection
 
 
@@ -378,9 +394,7 @@ async def test_idle_connections_expire_after_keepalive(
 ) -> None:
     client = await make_client(upstream.port, keepalive_s=0.05)
     for _ in range(2):
-        response = await client.request("GET", "/echo", [], None)
-        await response.read()
-        response.release()
+        await _fetch(client, "/echo")
         await asyncio.sleep(0.2)
     assert len(set(state["peers"])) == 2
 
@@ -396,13 +410,7 @@ async def test_idle_connections_expire_after_keepalive(
 async def test_malformed_response_is_a_protocol_error(
     raw_server: RawServer, make_client: ClientFactory, answer: bytes
 ) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(answer)
-        await reader.read()
-        writer.close()
-
-    client = await make_client(await raw_server(handler))
+    client = await make_client((await raw_server(_answering(answer))).port)
     with pytest.raises(UpstreamProtocolError):
         await client.request("GET", "/", [], None)
     assert client.in_use() == 0
@@ -419,14 +427,9 @@ async def test_header_with_a_line_break_is_refused(
 async def test_malformed_upstream_response_through_the_gateway_is_a_502(
     raw_server: RawServer, make_rig: RigFactory
 ) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n")
-        await reader.read()
-        writer.close()
-
-    port = await raw_server(handler)
-    rig = await make_rig(upstreams={"production": {"url": f"http://127.0.0.1:{port}"}})
+    upstream = await raw_server(_answering(b"HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n"))
+    url = f"http://127.0.0.1:{upstream.port}"
+    rig = await make_rig(upstreams={"production": {"url": url}})
     resp = await rig.client.get("/anything")
     assert resp.status == 502
     assert orjson.loads(await resp.read())["error"]["code"] == "upstream_unreachable"
@@ -436,24 +439,14 @@ async def test_malformed_upstream_response_through_the_gateway_is_a_502(
 async def test_bytes_on_an_idle_connection_retire_it(
     raw_server: RawServer, make_client: ClientFactory
 ) -> None:
-    connections = 0
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal connections
-        connections += 1
-        await _read_request(reader)
-        # A stray second answer after the first: the connection is out of step with us.
-        writer.write(OK + b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
-        await reader.read()
-        writer.close()
-
-    client = await make_client(await raw_server(handler))
+    # A stray second answer after the first: the connection is out of step with us.
+    stray = OK + b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"
+    upstream = await raw_server(_answering(stray))
+    client = await make_client(upstream.port)
     for _ in range(2):
-        response = await client.request("GET", "/", [], None)
-        assert (response.status, await response.read()) == (200, b"ok")
-        response.release()
+        assert await _fetch(client) == (200, b"ok")
         await asyncio.sleep(0.05)
-    assert connections == 2
+    assert upstream.connections == 2
 
 
 async def test_endless_response_head_is_a_protocol_error(
@@ -468,7 +461,7 @@ async def test_endless_response_head_is_a_protocol_error(
         await reader.read()
         writer.close()
 
-    client = await make_client(await raw_server(handler))
+    client = await make_client((await raw_server(handler)).port)
     with pytest.raises(UpstreamProtocolError, match="too large"):
         await client.request("GET", "/", [], None)
 
@@ -477,13 +470,7 @@ def test_client_runs_on_uvloop() -> None:
     """The gateway runs on uvloop, whose transports are not asyncio.Transport subclasses."""
 
     async def main() -> tuple[int, bytes]:
-        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await _read_request(reader)
-            writer.write(OK)
-            await writer.drain()
-            writer.close()
-
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        server = await asyncio.start_server(_answering(OK), "127.0.0.1", 0)
         client = UpstreamClient(
             host="127.0.0.1",
             port=server.sockets[0].getsockname()[1],
@@ -495,10 +482,7 @@ def test_client_runs_on_uvloop() -> None:
             read_timeout_s=1,
         )
         try:
-            response = await client.request("GET", "/", [], None)
-            result = response.status, await response.read()
-            response.release()
-            return result
+            return await _fetch(client)
         finally:
             await client.close()
             server.close()
