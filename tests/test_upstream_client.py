@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -133,6 +137,7 @@ async def make_client() -> AsyncIterator[ClientFactory]:
 
     async def factory(port: int, **overrides: Any) -> UpstreamClient:
         settings: dict[str, Any] = {
+            "ssl_context": None,
             "max_connections": 8,
             "keepalive_s": 5.0,
             "connect_timeout_s": 2.0,
@@ -140,7 +145,7 @@ async def make_client() -> AsyncIterator[ClientFactory]:
             "read_timeout_s": 2.0,
         }
         settings.update(overrides)
-        client = UpstreamClient(host="127.0.0.1", port=port, ssl_context=None, **settings)
+        client = UpstreamClient(host="127.0.0.1", port=port, **settings)
         clients.append(client)
         return client
 
@@ -489,3 +494,40 @@ def test_client_runs_on_uvloop() -> None:
             await server.wait_closed()
 
     assert uvloop.run(main()) == (200, b"ok")
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made by the openssl command line."""
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_https_upstream_is_verified_and_pooled(
+    tls_files: tuple[Path, Path], state: dict[str, Any], make_client: ClientFactory
+) -> None:
+    cert, key = tls_files
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+    server = TestServer(_app(state))
+    await server.start_server(ssl=server_side)
+    try:
+        client_side = ssl.create_default_context(cafile=str(cert))
+        client = await make_client(server.port, ssl_context=client_side)
+        for _ in range(2):
+            status, body = await _fetch(client, "/echo")
+            assert (status, orjson.loads(body)["host"]) == (200, f"127.0.0.1:{server.port}")
+        assert len(set(state["peers"])) == 1
+    finally:
+        await server.close()
