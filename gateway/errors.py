@@ -17,6 +17,18 @@ class UpstreamTimeout(UpstreamError, TimeoutError):
     """An upstream did not answer within its connect, first-byte or read timeout."""
 
 
+class UpstreamConnectError(UpstreamError):
+    """A new connection to an upstream was refused or failed."""
+
+
+class UpstreamDisconnected(UpstreamError):
+    """An upstream closed the connection before its response was complete."""
+
+
+class UpstreamProtocolError(UpstreamError):
+    """An upstream's response is not valid HTTP/1.1."""
+
+
 class EmbeddedRedisError(ShadowgateError):
     """The embedded redis-server could not be started."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
 
 HOP_BY_HOP: Final = frozenset(
     {
@@ -26,7 +26,7 @@ _REQUEST_REWRITTEN: Final = frozenset({"host", "content-length", "expect"})
 SHADOW_ALLOWED: Final = frozenset({"content-type", "accept", "openai-beta", "openai-version"})
 
 
-def _connection_tokens(headers: CIMultiDictProxy[str]) -> set[str]:
+def _connection_tokens(headers: MultiMapping[str]) -> set[str]:
     value = headers.get("connection")
     if not value:
         return set()
@@ -63,7 +63,7 @@ def upstream_request_headers(
     return out
 
 
-def response_headers(incoming: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+def response_headers(incoming: MultiMapping[str]) -> CIMultiDict[str]:
     """The upstream's response headers less hop-by-hop ones; Content-Length is kept as framing."""
     drop = HOP_BY_HOP | _connection_tokens(incoming)
     out: CIMultiDict[str] = CIMultiDict()

@@ -12,10 +12,8 @@ import logging
 import os
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
-from yarl import URL
 
 from gateway.arm_stats import ArmStats
 from gateway.arms import ArmAssigner
@@ -28,17 +26,18 @@ from gateway.constants import (
     REQUEST_ID_HEADER,
     SHADOW_DROPPED_TOO_LARGE,
 )
+from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.headers import response_headers, shadow_request_headers, upstream_request_headers
 from gateway.metrics import Metrics
 from gateway.prompt_features import prompt_features
 from gateway.shadow import Captured, MirrorRequest, ShadowDispatcher, ShadowJob
 from gateway.traffic import TrafficState
 from gateway.upstream import Upstream
+from gateway.upstream_client import BodySource, UpstreamResponse
 
 log = logging.getLogger("shadowgate.proxy")
 
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
-_RETRYABLE = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 _NOT_JSON = object()
 # Bodies of known length up to this size are read whole and sent in one write.
 _WHOLE_BODY_BYTES = 64 * 1024
@@ -192,15 +191,16 @@ class ProxyHandler:
         arm: str,
         body: bytes | None,
         request_id: str,
-    ) -> aiohttp.ClientResponse:
+    ) -> UpstreamResponse:
+        data: bytes | BodySource | None
+        length: int | None
         if body is not None:
-            data: Any = body
-            length: int | None = len(body)
-        elif request.body_exists or request.method not in _BODYLESS_METHODS:
-            data, length = (
-                (request.content if request.body_exists else None),
-                request.content_length,
-            )
+            data, length = body, len(body)
+        elif request.body_exists:
+            data, length = request.content, request.content_length
+        elif request.method not in _BODYLESS_METHODS:
+            # A POST/PUT with no body still says so, as aiohttp's client did.
+            data, length = None, 0
         else:
             data, length = None, None
         headers = upstream_request_headers(
@@ -212,20 +212,13 @@ class ProxyHandler:
             authorization=upstream.authorization,
             strip_authorization=arm == ARM_CANARY,
         )
-        url = URL(upstream.url(request.raw_path), encoded=True)
-        attempts = 2 if not isinstance(data, aiohttp.StreamReader) else 1
-        for attempt in range(attempts):
-            try:
-                return await upstream.session.request(
-                    request.method, url, data=data, headers=headers, allow_redirects=False
-                )
-            except _RETRYABLE:
-                # A pooled connection the upstream closed while idle: the request never
-                # reached it, so one retry on a fresh connection is safe.
-                if attempt + 1 == attempts:
-                    raise
-                log.debug("proxy: retrying %s after a dropped pooled connection", arm)
-        raise AssertionError("unreachable")
+        return await upstream.client.request(
+            request.method,
+            upstream.target(request.raw_path),
+            headers.items(),
+            data,
+            chunked=data is not None and length is None,
+        )
 
     async def _forward(
         self,
@@ -241,19 +234,19 @@ class ProxyHandler:
         status: int | None = None
         error: str | None = None
         capture = Capture(self._capture_limit) if job else None
-        upstream_response: aiohttp.ClientResponse | None = None
+        upstream_response: UpstreamResponse | None = None
         ttfb_ms: float | None = None
         complete = False
         try:
             try:
                 upstream_response = await self._send(request, upstream, arm, body, request_id)
-            except TimeoutError:
+            except UpstreamTimeout:
                 status, error = 504, "upstream timed out before responding"
                 self._metrics.upstream_errors.labels(arm, "timeout").inc()
                 return error_response(
                     504, error, "upstream_timeout", arm=arm, request_id=request_id
                 )
-            except aiohttp.ClientError as exc:
+            except UpstreamError as exc:
                 status, error = 502, f"upstream unreachable: {type(exc).__name__}"
                 self._metrics.upstream_errors.labels(arm, "connect").inc()
                 return error_response(
@@ -263,9 +256,6 @@ class ProxyHandler:
             ttfb_ms = ttfb * 1000
             self._ttfb[arm].observe(ttfb)
             status = upstream_response.status
-            connection = upstream_response.connection
-            if connection is not None and connection.protocol is not None:
-                connection.protocol.read_timeout = upstream.read_timeout_s
             headers = response_headers(upstream_response.headers)
             headers[ARM_HEADER] = arm
             headers[REQUEST_ID_HEADER] = request_id
@@ -277,7 +267,7 @@ class ProxyHandler:
                 # syscall), and an upstream failure can still become a clean 502.
                 try:
                     payload = await upstream_response.read()
-                except (aiohttp.ClientError, TimeoutError) as exc:
+                except UpstreamError as exc:
                     status, error = 502, f"upstream broke the response: {type(exc).__name__}"
                     self._metrics.upstream_errors.labels(arm, "mid_stream").inc()
                     return error_response(
@@ -295,11 +285,11 @@ class ProxyHandler:
             )
             await response.prepare(request)
             try:
-                async for chunk in upstream_response.content.iter_any():
+                while chunk := await upstream_response.read_chunk():
                     if capture is not None:
                         capture.feed(chunk)
                     await response.write(chunk)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+            except UpstreamError as exc:
                 # Headers are out: the only honest signal left is to cut the connection.
                 error = f"upstream broke mid-stream: {type(exc).__name__}"
                 self._metrics.upstream_errors.labels(arm, "mid_stream").inc()

@@ -26,6 +26,7 @@ from gateway.constants import (
     KEY_TRAFFIC,
 )
 from gateway.metrics import Metrics
+from gateway.mirror_session import MirrorSession
 from gateway.proxy import ProxyHandler
 from gateway.publish import PairPublisher
 from gateway.redis_client import connect, raise_if_cancelled
@@ -56,11 +57,7 @@ class Gateway:
         )
         # Mirrors get a pool of their own so they can never take the user's connections.
         self.shadow_pool = (
-            Upstream(
-                name="shadow",
-                config=candidate_config,
-                max_connections=config.shadow.max_in_flight * 2,
-            )
+            MirrorSession(config=candidate_config, max_connections=config.shadow.max_in_flight * 2)
             if candidate_config
             else None
         )
@@ -120,7 +117,7 @@ class Gateway:
         self.scoring = SnapshotCollector()
         self.metrics.registry.register(self.scoring)
 
-    def upstreams(self) -> list[Upstream]:
+    def upstreams(self) -> list[Upstream | MirrorSession]:
         return [u for u in (self.production, self.candidate, self.shadow_pool) if u is not None]
 
     async def __aenter__(self) -> Gateway:

@@ -30,6 +30,7 @@ from gateway.constants import (
     SHADOW_TIMEOUT,
 )
 from gateway.metrics import Metrics
+from gateway.mirror_session import MirrorSession
 from gateway.publish import PairPublisher
 from gateway.records import Exchange, PairRecord
 from gateway.scrub import Scrubber, ScrubSession
@@ -89,7 +90,7 @@ class ShadowDispatcher:
         capture: CaptureConfig,
         candidate: Upstream,
         production_url: str,
-        session: Upstream,
+        session: MirrorSession,
         scrubber: Scrubber,
         publisher: PairPublisher,
         metrics: Metrics,

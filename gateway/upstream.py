@@ -1,69 +1,65 @@
-"""One upstream model server: its base URL, credentials, timeouts and pooled client session."""
+"""One upstream model server on the user's path: its base URL, credentials and connection pool."""
 
 from __future__ import annotations
 
-from aiohttp import ClientSession, ClientTimeout, DummyCookieJar, TCPConnector
+import ssl
+
+from yarl import URL
 
 from gateway.config import UpstreamConfig
+from gateway.upstream_client import UpstreamClient
 
 
 class Upstream:
-    """A pooled client session for one upstream, opened once for the life of the process."""
+    """The pooled client for one upstream, opened once for the life of the process."""
 
-    def __init__(self, *, name: str, config: UpstreamConfig, max_connections: int | None = None):
+    def __init__(self, *, name: str, config: UpstreamConfig):
         self.name = name
         self.config = config
         self.base_url = config.url
         key = config.api_key.get_secret_value() if config.api_key else ""
         self.authorization = f"Bearer {key}" if key else None
-        # sock_read bounds the wait for the response headers (the first byte); once they are
-        # in, the proxy switches the connection to the between-chunk timeout.
-        self.first_byte_timeout = ClientTimeout(
-            total=None,
-            connect=None,
-            sock_connect=config.connect_timeout_s,
-            sock_read=config.first_byte_timeout_s,
-        )
-        self.read_timeout_s = config.read_timeout_s
-        self._limit = max_connections or config.max_connections
-        self._session: ClientSession | None = None
+        parsed = URL(config.url)
+        # Requests go to base path + the client's path; the host and port come from here.
+        self._base_path = parsed.raw_path.rstrip("/")
+        self._host = parsed.raw_host or ""
+        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self._https = parsed.scheme == "https"
+        self._client: UpstreamClient | None = None
 
     @property
-    def session(self) -> ClientSession:
-        if self._session is None:
+    def client(self) -> UpstreamClient:
+        if self._client is None:
             raise RuntimeError(f"upstream {self.name} is not open")
-        return self._session
+        return self._client
 
     def url(self, path_qs: str) -> str:
         return self.base_url + path_qs
 
+    def target(self, path_qs: str) -> str:
+        """The request target sent on the wire: the upstream's base path + the client's."""
+        return self._base_path + path_qs
+
     async def open(self) -> None:
-        connector = TCPConnector(
-            limit=self._limit,
-            limit_per_host=0,
+        config = self.config
+        self._client = UpstreamClient(
+            host=self._host,
+            port=self._port,
+            ssl_context=ssl.create_default_context() if self._https else None,
+            max_connections=config.max_connections,
             # Shorter than the upstream's own idle timeout (uvicorn: 5 s), so a pooled
             # connection is not reused just as the server closes it.
-            keepalive_timeout=self.config.keepalive_s,
-            enable_cleanup_closed=False,
-        )
-        self._session = ClientSession(
-            connector=connector,
-            timeout=self.first_byte_timeout,
-            auto_decompress=False,
-            skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
-            # A shared jar would carry one user's cookies into another user's requests.
-            cookie_jar=DummyCookieJar(),
-            trust_env=False,
+            keepalive_s=config.keepalive_s,
+            connect_timeout_s=config.connect_timeout_s,
+            first_byte_timeout_s=config.first_byte_timeout_s,
+            read_timeout_s=config.read_timeout_s,
         )
 
     def pool_in_use(self) -> int:
         """Connections currently checked out of the pool (0 when idle)."""
-        connector = self._session.connector if self._session else None
-        if connector is None or not isinstance(connector, TCPConnector):
-            return 0
-        return len(connector._acquired)
+        return self._client.in_use() if self._client is not None else 0
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
