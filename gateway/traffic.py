@@ -71,6 +71,8 @@ class TrafficState:
         self._key = key
         self._poll_s = poll_s
         self._has_candidate = has_candidate
+        # Bumped by every local `set`: a poll that read Redis before it must not undo it.
+        self._generation = 0
 
     def validate(self, split: TrafficSplit) -> None:
         if not self._has_candidate and (split.shadow_percent > 0 or split.canary_percent > 0):
@@ -102,6 +104,7 @@ class TrafficState:
     async def set(self, split: TrafficSplit, *, source: str) -> None:
         """Validate and publish a new split to every replica; raises ConfigError or RedisError."""
         self.validate(split)
+        self._generation += 1
         await self._store(split, source=source)
         self.current = _live(split)
         log.info(
@@ -112,8 +115,9 @@ class TrafficState:
         )
 
     async def refresh(self) -> None:
+        generation = self._generation
         raw = await self._redis.hgetall(self._key)
-        if not raw:
+        if not raw or generation != self._generation:
             return
         data = {_text(k): _text(v) for k, v in raw.items()}
         try:
