@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +50,21 @@ def test_a_change_at_the_end_of_a_long_answer_moves_the_embedding(embedder: Embe
 
 
 @pytest.mark.parametrize(("tokens", "windows"), [(254, 1), (255, 2), (400, 2), (478, 2), (479, 3)])
-def test_long_texts_take_the_fewest_full_windows_that_cover_them(
+def test_long_texts_take_the_fewest_equal_windows_that_cover_them(
     embedder: Embedder, tokens: int, windows: int
 ) -> None:
     ids = list(range(1000, 1000 + tokens))
     layout = embedder._windows(ids)
     assert len(layout) == windows
-    assert all(len(w) == min(tokens, 254) + 2 for w in layout)
+    assert len({len(w) for w in layout}) == 1  # one width: each weighs the same
+    assert all(len(w) <= 256 and w[0] == 101 and w[-1] == 102 for w in layout)
     assert {t for w in layout for t in w[1:-1]} == set(ids)
+    # Neighbours share at least max_tokens - window_stride tokens (254 - 224 = 30) ...
+    for left, right in itertools.pairwise(layout):
+        assert len(set(left[1:-1]) & set(right[1:-1])) >= 30
+    # ... and no wider than that needs: a 400-token text is not two windows of 254.
+    if windows > 1:
+        assert len(layout[0]) - 2 <= -(-(tokens + (windows - 1) * 30) // windows)
 
 
 def test_attention_nan_guards_are_dropped_without_changing_vectors() -> None:
