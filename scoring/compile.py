@@ -3,10 +3,11 @@
 Steps, all offline and deterministic (nothing is downloaded):
 1. drop the NaN guards exporters put after each attention softmax (exact here, see below);
 2. fold constants (an "int8" file that stores int8 weights and multiplies them back to fp32
-   becomes a plain fp32 graph) and fuse what onnxruntime's transformer optimizer recognises
-   (BiasGelu, Attention where the pattern matches), but not SkipLayerNormalization: on this
-   CPU its kernel took 20% of the run time where Add + LayerNormalization take under 10%
-   (the session is opened with `SESSION_DISABLED_OPTIMIZERS` so it does not fuse it back);
+   becomes a plain fp32 graph), fuse what onnxruntime's transformer optimizer recognises
+   (BiasGelu) and the attention blocks (`scoring._attention`), but not
+   SkipLayerNormalization: on this CPU its kernel took 20% of the run time where Add +
+   LayerNormalization take under 10% (the session is opened with
+   `SESSION_DISABLED_OPTIMIZERS` so it does not fuse it back);
 3. with `precision="mixed-int8"`, quantise the weight MatMuls to int8 arithmetic, per output
    channel, with activations quantised per call (dynamic). The FFN down-projections of the
    first `fp32_layers` layers stay fp32: they alone move the embedding most (their inputs
@@ -30,10 +31,11 @@ import onnxruntime as ort
 from onnx import ModelProto
 
 from gateway.config import Precision
+from scoring._attention import fuse_attention
 
 log = logging.getLogger("shadowgate.compile")
 
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 # Runtime fusions a session over a compiled graph must not apply (see step 2 above).
 SESSION_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 _INTEGER_OPS = frozenset(
@@ -103,8 +105,9 @@ def _fold_and_fuse(model: ModelProto, workdir: Path) -> ModelProto:
         optimization_options=fusions,
     )
     counts = {k: v for k, v in fused.get_fused_operator_statistics().items() if v}
-    log.info("compile: fused %s", counts or "nothing")
     result: ModelProto = fused.model
+    counts["MultiHeadAttention"] = fuse_attention(result)
+    log.info("compile: fused %s", counts)
     return result
 
 

@@ -88,3 +88,36 @@ def test_mixed_int8_agrees_with_fp32_and_does_not_depend_on_batch_mates() -> Non
     assert np.sum(exact * together, axis=1).min() >= 0.99
     alone = np.stack([fast.embed([text])[0] for text in ANSWERS])
     assert np.array_equal(alone, together)
+
+
+def test_attention_is_fused_without_changing_vectors_padded_or_not() -> None:
+    import onnxruntime as ort
+
+    from scoring._attention import fuse_attention
+    from scoring.compile import SESSION_DISABLED_OPTIMIZERS
+
+    fused = onnx.load_from_string(
+        compile_model(default_model_path(), precision="fp32", fp32_layers=3)
+    )
+    ops = Counter(node.op_type for node in fused.graph.node)
+    assert ops["MultiHeadAttention"] == 6 and ops["Softmax"] == 0
+    assert fuse_attention(fused) == 0  # nothing left to fuse: the graph stays as it is
+
+    def session(model: onnx.ModelProto) -> ort.InferenceSession:
+        return ort.InferenceSession(
+            model.SerializeToString(),
+            providers=["CPUExecutionProvider"],
+            disabled_optimizers=list(SESSION_DISABLED_OPTIMIZERS),
+        )
+
+    from scoring.compile import without_nan_guards
+
+    unfused = onnx.load(str(default_model_path()))
+    without_nan_guards(unfused)
+    # Two rows, the first padded: masked keys must not reach the first row's tokens.
+    ids = np.array([[101, 7592, 2088, 102, 0, 0], [101, 2023, 2003, 1037, 3231, 102]])
+    mask = (ids != 0).astype(np.int64)
+    feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    ours = session(fused).run(None, feeds)[0]
+    reference = session(unfused).run(None, feeds)[0]
+    assert np.allclose(ours[mask == 1], reference[mask == 1], atol=1e-4)
