@@ -49,6 +49,26 @@ def test_a_change_at_the_end_of_a_long_answer_moves_the_embedding(embedder: Embe
     assert vectors[0] @ vectors[1] < 0.9999
 
 
+def test_an_answer_s_ending_weighs_about_as_much_as_its_opening(embedder: Embedder) -> None:
+    # Two equal windows over ~300 tokens: the opening and the ending each sit in one window
+    # of the same width, so changing either moves the vector about as much. (Two full
+    # 256-token windows count the middle twice: there the ending moved it 0.8x as much.)
+    middle = " ".join(
+        "Readiness tells the load balancer when to send traffic to a new instance, and the "
+        "pool keeps connections warm between requests."
+        for _ in range(12)
+    )
+    opening, ending = "Restart the server first.", "Finally, restart the server."
+    swap = "Delete all customer data now."
+    base, changed_start, changed_end = embedder.embed(
+        [f"{opening} {middle} {ending}", f"{swap} {middle} {ending}", f"{opening} {middle} {swap}"]
+    )
+    assert len(embedder._windows(embedder._tokenizer.encode(middle).ids)) == 2
+    moved_by_start = 1 - base @ changed_start
+    moved_by_end = 1 - base @ changed_end
+    assert moved_by_end >= 0.9 * moved_by_start, (moved_by_start, moved_by_end)
+
+
 @pytest.mark.parametrize(("tokens", "windows"), [(254, 1), (255, 2), (400, 2), (478, 2), (479, 3)])
 def test_long_texts_take_the_fewest_equal_windows_that_cover_them(
     embedder: Embedder, tokens: int, windows: int
