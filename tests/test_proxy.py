@@ -101,6 +101,32 @@ async def test_large_request_body_is_streamed_to_production(make_rig: RigFactory
     assert rig.production.seen[-1].body == body
 
 
+async def test_expect_100_continue_is_answered_before_the_body(make_rig: RigFactory) -> None:
+    rig = await make_rig()
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.client.server.port)
+    body = b'{"model": "m", "messages": []}'
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    async with asyncio.timeout(2):
+        interim = await reader.readuntil(b"\r\n\r\n")
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(body)
+        head = await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert rig.production.seen[-1].body == body
+    assert "expect" not in {k.lower() for k, _ in rig.production.seen[-1].multi_headers}
+
+
+async def test_unknown_expectation_is_refused_with_417(make_rig: RigFactory) -> None:
+    rig = await make_rig()
+    resp = await rig.client.post("/v1/chat/completions", data=b"{}", headers={"Expect": "magic"})
+    assert resp.status == 417
+    assert rig.production.seen == []
+
+
 async def test_redirects_are_passed_to_the_client_not_followed(make_rig: RigFactory) -> None:
     rig = await make_rig()
     resp = await rig.client.get("/redirect", allow_redirects=False)
