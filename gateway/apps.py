@@ -13,8 +13,11 @@ def build_data_server(gateway: Gateway) -> web.Server:
 
     aiohttp's low-level server, not an Application: with one route that matches everything,
     the router, match info and middleware chain were per-request cost and nothing else.
-    Needs a running event loop."""
-    return web.Server(gateway.proxy.handle, handler_cancellation=True, access_log=None)
+    Request bodies are not decompressed: they go upstream as sent, with their own
+    Content-Encoding and Content-Length. Needs a running event loop."""
+    return web.Server(
+        gateway.proxy.handle, handler_cancellation=True, access_log=None, auto_decompress=False
+    )
 
 
 def build_control_app(gateway: Gateway) -> web.Application:

@@ -110,7 +110,8 @@ async def make_rig(redis_url: str, tmp_path: Path) -> AsyncIterator[RigFactory]:
         production_server = TestServer(build_upstream(production))
         candidate_server = TestServer(build_upstream(candidate))
         for server in (production_server, candidate_server):
-            await server.start_server()
+            # The recorders keep the bytes on the wire: a compressed body stays compressed.
+            await server.start_server(auto_decompress=False)
             stack.append(server)
         data: dict[str, Any] = {
             "upstreams": {

@@ -79,6 +79,20 @@ async def test_compressed_body_passes_through_untouched(make_rig: RigFactory) ->
     assert "Accept-Encoding" not in rig.production.seen[-1].headers
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/files"])
+async def test_compressed_request_body_reaches_production_untouched(
+    make_rig: RigFactory, path: str
+) -> None:
+    rig = await make_rig()
+    body = gzip.compress(b'{"model": "m", "messages": []}')
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    resp = await rig.client.post(path, data=body, headers=headers)
+    assert resp.status in (200, 400)  # whatever production made of it, it got the bytes
+    seen = rig.production.seen[-1]
+    assert seen.body == body
+    assert seen.headers["Content-Encoding"] == "gzip"
+
+
 async def test_sse_chunk_reaches_client_before_upstream_sends_the_next(
     make_rig: RigFactory,
 ) -> None:
