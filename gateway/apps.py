@@ -8,12 +8,16 @@ from gateway import control, review_api
 from gateway.runtime import GATEWAY_KEY, Gateway
 
 
-def build_data_app(gateway: Gateway) -> web.Application:
-    """The data-plane app: every method and path goes to the proxy."""
-    app = web.Application()
-    app[GATEWAY_KEY] = gateway
-    app.router.add_route("*", "/{tail:.*}", gateway.proxy.handle)
-    return app
+def build_data_server(gateway: Gateway) -> web.Server:
+    """The data plane: every method and path goes to the proxy.
+
+    aiohttp's low-level server, not an Application: with one route that matches everything,
+    the router, match info and middleware chain were per-request cost and nothing else.
+    Request bodies are not decompressed: they go upstream as sent, with their own
+    Content-Encoding and Content-Length. Needs a running event loop."""
+    return web.Server(
+        gateway.proxy.handle, handler_cancellation=True, access_log=None, auto_decompress=False
+    )
 
 
 def build_control_app(gateway: Gateway) -> web.Application:

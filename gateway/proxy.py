@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 
 from gateway.arm_stats import ArmStats
 from gateway.arms import ArmAssigner
@@ -88,7 +88,9 @@ class ProxyHandler:
         self._latency = {arm: metrics.upstream_latency.labels(arm) for arm in arms}
         self._requests: dict[tuple[str, int | None], Any] = {}
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        if expect := request.headers.get(hdrs.EXPECT):
+            await _answer_expect(request, expect)
         request_id = request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
         try:
             body = await self._read_small_body(request)
@@ -129,7 +131,7 @@ class ProxyHandler:
             child = self._requests[arm, status] = self._metrics.requests.labels(arm, str(status))
         child.inc()
 
-    async def _read_small_body(self, request: web.Request) -> bytes | None:
+    async def _read_small_body(self, request: web.BaseRequest) -> bytes | None:
         """The whole body when it is small and on a mirrored route; None means stream it."""
         length = request.content_length
         if length is None or length > self._max_body or request.path not in self._shadow_paths:
@@ -138,7 +140,7 @@ class ProxyHandler:
 
     def _start_mirror(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         body: bytes | None,
         document: Any,
         unit: str | None,
@@ -186,7 +188,7 @@ class ProxyHandler:
 
     async def _send(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         upstream: Upstream,
         arm: str,
         body: bytes | None,
@@ -222,7 +224,7 @@ class ProxyHandler:
 
     async def _forward(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         upstream: Upstream,
         arm: str,
         body: bytes | None,
@@ -333,7 +335,20 @@ class ProxyHandler:
                 )
 
 
-def _parse_json(request: web.Request, body: bytes) -> Any:
+async def _answer_expect(request: web.BaseRequest, expect: str) -> None:
+    """Answer `Expect` as aiohttp's router did when the data plane was an Application: a
+    client waiting for `100 Continue` holds its body back until it gives up (curl: 1 s)."""
+    if request.version != HttpVersion11:
+        return
+    if expect.lower() != "100-continue":
+        raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    # The interim answer is no part of the response that follows, nor of its logged size.
+    request.writer.output_size = 0
+    await request.writer.drain()
+
+
+def _parse_json(request: web.BaseRequest, body: bytes) -> Any:
     if "json" not in request.content_type:
         return _NOT_JSON
     try:

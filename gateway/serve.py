@@ -15,7 +15,7 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
-from gateway.apps import build_control_app, build_data_app
+from gateway.apps import build_control_app, build_data_server
 from gateway.config import Config, apply_environment, load_config
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
@@ -69,12 +69,7 @@ async def serve_async(
                 task.add_done_callback(reloads.discard)
 
             loop.add_signal_handler(signal.SIGHUP, on_hup)
-        data = web.AppRunner(
-            build_data_app(gateway),
-            handler_cancellation=True,
-            access_log=None,
-            shutdown_timeout=5.0,
-        )
+        data = web.ServerRunner(build_data_server(gateway), shutdown_timeout=5.0)
         control = web.AppRunner(build_control_app(gateway), access_log=None)
         await data.setup()
         await control.setup()

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import BaseTestServer, TestClient, TestServer
 from blockbuster import blockbuster_ctx
 
-from gateway.apps import build_control_app, build_data_app
+from gateway.apps import build_control_app, build_data_server
 from gateway.config import Config, parse_config
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.runtime import Gateway
@@ -47,6 +48,17 @@ async def redis_url(redis_server: EmbeddedRedis) -> str:
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+class DataPlaneServer(BaseTestServer):
+    """The data plane built as `shadowgate serve` builds it, on a free port."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        super().__init__()
+        self._gateway = gateway
+
+    async def _make_runner(self, **kwargs: Any) -> web.ServerRunner:
+        return web.ServerRunner(build_data_server(self._gateway))
 
 
 class Rig:
@@ -98,7 +110,8 @@ async def make_rig(redis_url: str, tmp_path: Path) -> AsyncIterator[RigFactory]:
         production_server = TestServer(build_upstream(production))
         candidate_server = TestServer(build_upstream(candidate))
         for server in (production_server, candidate_server):
-            await server.start_server()
+            # The recorders keep the bytes on the wire: a compressed body stays compressed.
+            await server.start_server(auto_decompress=False)
             stack.append(server)
         data: dict[str, Any] = {
             "upstreams": {
@@ -118,9 +131,8 @@ async def make_rig(redis_url: str, tmp_path: Path) -> AsyncIterator[RigFactory]:
         gateway = Gateway(config=config, redis_url=redis_at or redis_url)
         await gateway.__aenter__()
         stack.append(gateway)
-        client = TestClient(
-            TestServer(build_data_app(gateway), handler_cancellation=True),
-            auto_decompress=False,
+        client: TestClient[web.BaseRequest, None] = TestClient(
+            DataPlaneServer(gateway), auto_decompress=False
         )
         control = TestClient(TestServer(build_control_app(gateway)))
         await client.start_server()

@@ -79,6 +79,20 @@ async def test_compressed_body_passes_through_untouched(make_rig: RigFactory) ->
     assert "Accept-Encoding" not in rig.production.seen[-1].headers
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/files"])
+async def test_compressed_request_body_reaches_production_untouched(
+    make_rig: RigFactory, path: str
+) -> None:
+    rig = await make_rig()
+    body = gzip.compress(b'{"model": "m", "messages": []}')
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    resp = await rig.client.post(path, data=body, headers=headers)
+    assert resp.status in (200, 400)  # whatever production made of it, it got the bytes
+    seen = rig.production.seen[-1]
+    assert seen.body == body
+    assert seen.headers["Content-Encoding"] == "gzip"
+
+
 async def test_sse_chunk_reaches_client_before_upstream_sends_the_next(
     make_rig: RigFactory,
 ) -> None:
@@ -99,6 +113,32 @@ async def test_large_request_body_is_streamed_to_production(make_rig: RigFactory
     resp = await rig.client.post("/v1/chat/completions", data=io.BytesIO(body))
     assert resp.status == 400  # the upstream's own answer to a non-JSON body
     assert rig.production.seen[-1].body == body
+
+
+async def test_expect_100_continue_is_answered_before_the_body(make_rig: RigFactory) -> None:
+    rig = await make_rig()
+    reader, writer = await asyncio.open_connection("127.0.0.1", rig.client.server.port)
+    body = b'{"model": "m", "messages": []}'
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+        b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    async with asyncio.timeout(2):
+        interim = await reader.readuntil(b"\r\n\r\n")
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        writer.write(body)
+        head = await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert rig.production.seen[-1].body == body
+    assert "expect" not in {k.lower() for k, _ in rig.production.seen[-1].multi_headers}
+
+
+async def test_unknown_expectation_is_refused_with_417(make_rig: RigFactory) -> None:
+    rig = await make_rig()
+    resp = await rig.client.post("/v1/chat/completions", data=b"{}", headers={"Expect": "magic"})
+    assert resp.status == 417
+    assert rig.production.seen == []
 
 
 async def test_redirects_are_passed_to_the_client_not_followed(make_rig: RigFactory) -> None:
