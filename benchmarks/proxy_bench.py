@@ -175,6 +175,14 @@ class Bench:
         child = self.spawn(name, command, env={"SHADOWGATE_ADMIN_TOKEN": ADMIN_TOKEN})
         return Gateway(name=name, child=child, port=port, control=control)
 
+    def died(self) -> str:
+        """The children that exited on their own, with the end of their logs."""
+        return "\n".join(
+            f"  {child.name} exited with {child.process.returncode}:\n{child.tail(15)}"
+            for child in self.children
+            if child.process.poll() is not None
+        )
+
     def stop(self) -> None:
         for child in reversed(self.children):
             child.stop()
@@ -664,6 +672,8 @@ def run(plan: Plan) -> int:
         rows += memory(setup, plan, failures)
     except (ProcessStartError, LoadError, OSError) as exc:
         print(f"proxy_bench: {exc}", file=sys.stderr)
+        if died := bench.died():
+            print(f"proxy_bench: processes that exited during the run:\n{died}", file=sys.stderr)
         return 1
     finally:
         bench.stop()
