@@ -7,10 +7,19 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from gateway.config import ScoringConfig
-from scoring.compile import cache_key, compile_model, down_projections, load_compiled
+from scoring._attention import fuse_attention
+from scoring.compile import (
+    SESSION_DISABLED_OPTIMIZERS,
+    cache_key,
+    compile_model,
+    down_projections,
+    load_compiled,
+    without_nan_guards,
+)
 from scoring.embedder import Embedder, default_model_path
 
 ANSWERS = [
@@ -91,11 +100,6 @@ def test_mixed_int8_agrees_with_fp32_and_does_not_depend_on_batch_mates() -> Non
 
 
 def test_attention_is_fused_without_changing_vectors_padded_or_not() -> None:
-    import onnxruntime as ort
-
-    from scoring._attention import fuse_attention
-    from scoring.compile import SESSION_DISABLED_OPTIMIZERS
-
     fused = onnx.load_from_string(
         compile_model(default_model_path(), precision="fp32", fp32_layers=3)
     )
@@ -109,8 +113,6 @@ def test_attention_is_fused_without_changing_vectors_padded_or_not() -> None:
             providers=["CPUExecutionProvider"],
             disabled_optimizers=list(SESSION_DISABLED_OPTIMIZERS),
         )
-
-    from scoring.compile import without_nan_guards
 
     unfused = onnx.load(str(default_model_path()))
     without_nan_guards(unfused)
