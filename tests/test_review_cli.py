@@ -57,12 +57,13 @@ async def test_terminal_reviewer_claims_judges_and_exports(
     golden = tmp_path / "golden.jsonl"
     code, out = await cli("export", str(golden), "--config", str(config), "--label", "regression")
     assert code == 0
-    assert "wrote 1 of 2 verdicts" in out
+    assert "wrote 1 of 2 items (2 verdicts)" in out
     (record,) = [orjson.loads(line) for line in golden.read_bytes().splitlines()]
     assert record["label"] == "regression"
     assert record["tags"] == ["geo"]
     assert (record["production"], record["candidate"]) == ("Paris.", "Lyon.")
-    assert record["reviewer"] == "terminal-tom"
+    assert [v["reviewer"] for v in record["verdicts"]] == ["terminal-tom"]
+    assert (record["complete"], record["agreement"]) == (True, 1.0)
 
 
 async def test_unreachable_control_plane_is_one_clear_line() -> None:
