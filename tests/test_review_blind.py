@@ -20,6 +20,17 @@ async def blind_rig(make_rig: RigFactory, reviewers: int = 1) -> Rig:
     )
 
 
+async def blind_items(
+    make_rig: RigFactory, candidate_sides: list[str], sides: list[str], **enqueued: Any
+) -> Rig:
+    """A blind rig with one queued item per entry of `sides` (the candidate's letter), to be
+    claimed in that order."""
+    candidate_sides.extend(sides)
+    rig = await blind_rig(make_rig)
+    await enqueue(rig, [float(len(sides) - n) for n in range(len(sides))], **enqueued)
+    return rig
+
+
 async def choose(rig: Rig, reviewer: str, item_id: str, body: dict[str, Any]) -> Any:
     return await rig.control.post(
         f"/review/{item_id}/verdict", json=body, headers=as_reviewer(reviewer)
@@ -54,9 +65,7 @@ async def test_a_choice_is_stored_as_the_candidates_label_for_both_side_orders(
         ("A", "tie", "acceptable"), ("B", "tie", "acceptable"),
         ("A", "both_bad", "acceptable"), ("B", "both_bad", "acceptable"),
     ]  # fmt: skip
-    candidate_sides.extend(side for side, _, _ in cases)
-    rig = await blind_rig(make_rig)
-    await enqueue(rig, [float(len(cases) - n) for n in range(len(cases))])
+    rig = await blind_items(make_rig, candidate_sides, [side for side, _, _ in cases])
     for _, choice, _ in cases:
         _, item = await claim(rig, "ann")
         resp = await choose(rig, "ann", item["id"], {"choice": choice, "tags": ["geo"]})

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import yaml
 
-from tests.conftest import RigFactory
+from tests.conftest import Rig, RigFactory
 from tests.test_review import TOKEN, claim, enqueue, review_rig
 from tests.test_review_blind import blind_rig, choose
 
@@ -25,6 +25,16 @@ async def cli(*args: str, url: str = "") -> tuple[int, str]:
     out, _ = await process.communicate()
     assert process.returncode is not None
     return process.returncode, out.decode()
+
+
+def export_config(rig: Rig, tmp_path: Path) -> Path:
+    """A config file that points `shadowgate review export` at the rig's Redis."""
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump({
+        "upstreams": {"production": {"url": "http://127.0.0.1:1"}},
+        "redis": {"url": rig.gateway.redis_url, "key_prefix": rig.gateway.config.redis.key_prefix},
+    }))  # fmt: skip
+    return config
 
 
 async def test_terminal_reviewer_claims_judges_and_exports(
@@ -50,11 +60,7 @@ async def test_terminal_reviewer_claims_judges_and_exports(
     code, out = await cli("stats", url=url)
     assert orjson.loads(out)["verdicts"] == {"regression": 1, "acceptable": 1}
 
-    config = tmp_path / "gateway.yaml"
-    config.write_text(yaml.safe_dump({
-        "upstreams": {"production": {"url": "http://127.0.0.1:1"}},
-        "redis": {"url": rig.gateway.redis_url, "key_prefix": rig.gateway.config.redis.key_prefix},
-    }))  # fmt: skip
+    config = export_config(rig, tmp_path)
     golden = tmp_path / "golden.jsonl"
     code, out = await cli("export", str(golden), "--config", str(config), "--label", "regression")
     assert code == 0
@@ -95,11 +101,7 @@ async def test_blind_terminal_review_and_export_of_items_with_all_their_verdicts
             _, item = await claim(rig, reviewer)
             await choose(rig, reviewer, item["id"], {"choice": choice})
 
-    config = tmp_path / "gateway.yaml"
-    config.write_text(yaml.safe_dump({
-        "upstreams": {"production": {"url": "http://127.0.0.1:1"}},
-        "redis": {"url": rig.gateway.redis_url, "key_prefix": rig.gateway.config.redis.key_prefix},
-    }))  # fmt: skip
+    config = export_config(rig, tmp_path)
     golden = tmp_path / "golden.jsonl"
     code, out = await cli("export", str(golden), "--config", str(config))
     assert code == 0

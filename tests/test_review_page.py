@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import RigFactory
 from tests.test_review import TOKEN, enqueue, review_rig
-from tests.test_review_blind import blind_rig
+from tests.test_review_blind import blind_items
 from tests.test_review_multi import verdict_entries
 
 CHROMIUM = "/usr/bin/chromium"
@@ -117,9 +117,8 @@ async def test_blind_page_names_no_side_and_stores_the_right_label_for_both_orde
         ("A", "b", "regression"), ("B", "b", "improvement"),
         ("A", "t", "acceptable"), ("B", "x", "acceptable"),
     ]  # fmt: skip
-    candidate_sides.extend(side for side, _, _ in cases)
-    rig = await blind_rig(make_rig)
-    await enqueue(rig, [float(len(cases) - n) for n in range(len(cases))], flags=["refusal"])
+    sides = [side for side, _, _ in cases]
+    rig = await blind_items(make_rig, candidate_sides, sides, flags=["refusal"])
     page = await browser.new_page()
     await sign_in(page, str(rig.control.make_url("/review/")))
     for n, (side, key, _) in enumerate(cases):
