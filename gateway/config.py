@@ -258,6 +258,13 @@ class ScoringConfig(_Model):
 
 class ReviewConfig(_Model):
     lease_s: PositiveFloat = 600.0
+    reviewers_per_item: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=1, description="an item is offered until this many different reviewers judged it"
+    )
+    mode: Literal["standard", "blind"] = Field(
+        default="standard",
+        description="blind: the answers are shown as A and B, never as production/candidate",
+    )
 
 
 class RolloutConfig(_Model):

@@ -10,30 +10,56 @@ import asyncio
 import functools
 import hmac
 from importlib import resources
+from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.auth import check_token, http_error, json_response
 from gateway.constants import REVIEWER_HEADER
-from gateway.review import LABELS, ReviewConflict
+from gateway.review import LABELS, Claimed, ReviewConflict
+from gateway.review_blind import CHOICES, blind_item
 from gateway.runtime import GATEWAY_KEY
 
 
 class VerdictBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    label: str
+    label: str | None = None
+    choice: str | None = None
     tags: list[str] = Field(default_factory=list, max_length=20)
     note: str | None = Field(default=None, max_length=4000)
 
     @field_validator("label")
     @classmethod
-    def _check_label(cls, value: str) -> str:
-        if value not in LABELS:
+    def _check_label(cls, value: str | None) -> str | None:
+        if value is not None and value not in LABELS:
             raise ValueError(f"must be one of {', '.join(LABELS)}")
         return value
+
+    @field_validator("choice")
+    @classmethod
+    def _check_choice(cls, value: str | None) -> str | None:
+        if value is not None and value not in CHOICES:
+            raise ValueError(f"must be one of {', '.join(CHOICES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> VerdictBody:
+        if (self.label is None) == (self.choice is None):
+            raise ValueError(
+                f"give a label ({', '.join(LABELS)}) or, in blind mode, a choice "
+                f"({', '.join(CHOICES)}), not both"
+            )
+        return self
 
 
 def reviewer_of(request: web.Request) -> str:
@@ -62,12 +88,24 @@ async def claim(request: web.Request) -> web.Response:
     tag = f"route:{route}" if route else f"flag:{flag}" if flag else ""
     if "|" in tag:
         raise http_error(400, "a filter must not contain '|'")
-    claimed = await request.app[GATEWAY_KEY].review.claim(reviewer, tag=tag)
+    queue = request.app[GATEWAY_KEY].review
+    claimed = await queue.claim(reviewer, tag=tag)
     if claimed is None:
         return web.Response(status=204)
-    return json_response(
-        {"id": claimed.id, "lease_expires_at": claimed.lease_expires_at, **claimed.item}
-    )
+    return json_response(_shown(claimed, blind=queue.mode == "blind"))
+
+
+def _shown(claimed: Claimed, *, blind: bool) -> dict[str, Any]:
+    """The claimed item as the reviewer sees it; in blind mode it names answers A and B only."""
+    head = {
+        "id": claimed.id,
+        "lease_expires_at": claimed.lease_expires_at,
+        "mode": "blind" if blind else "standard",
+        "reviewers_per_item": claimed.reviewers_per_item,
+    }
+    if blind:
+        return {**head, **blind_item(claimed.item, claimed.candidate_side)}
+    return {**head, **claimed.item}
 
 
 async def verdict(request: web.Request) -> web.Response:
@@ -80,13 +118,31 @@ async def verdict(request: web.Request) -> web.Response:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
         raise http_error(400, f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
+    queue = request.app[GATEWAY_KEY].review
+    blind = queue.mode == "blind"
+    if body.choice is not None and not blind:
+        raise http_error(400, "choice: only in blind mode (review.mode: blind); send a label")
     try:
-        record = await request.app[GATEWAY_KEY].review.verdict(
-            reviewer, request.match_info["id"], label=body.label, tags=body.tags, note=body.note
-        )
+        outcome = await queue.verdict(
+            reviewer, request.match_info["id"], label=body.label, choice=body.choice,
+            tags=body.tags, note=body.note,
+        )  # fmt: skip
     except ReviewConflict as exc:
         raise http_error(409, exc.reason) from None
-    return json_response(record.model_dump(mode="json", exclude={"item"}))
+    record = outcome.verdict
+    finished = outcome.final_label is not None
+    if blind:
+        # The label, the side order and the final label would each tell which letter was
+        # the candidate: a blind reviewer gets back only what they sent.
+        return json_response(
+            {"item_id": record.item_id, "choice": record.choice,
+             "tags": record.tags, "note": record.note, "reviewer": record.reviewer,
+             "decided_at": record.decided_at, "finished": finished}
+        )  # fmt: skip
+    return json_response(
+        {**record.model_dump(mode="json", exclude={"item"}), "finished": finished,
+         "final_label": outcome.final_label, "tied": outcome.tied}
+    )  # fmt: skip
 
 
 async def release(request: web.Request) -> web.Response:
@@ -99,8 +155,8 @@ async def release(request: web.Request) -> web.Response:
 
 
 async def stats(request: web.Request) -> web.Response:
-    reviewer_of(request)
-    return json_response(await request.app[GATEWAY_KEY].review.stats())
+    reviewer = reviewer_of(request)
+    return json_response(await request.app[GATEWAY_KEY].review.stats(reviewer))
 
 
 @functools.cache

@@ -1,5 +1,5 @@
 """`shadowgate review ...` for reviewers in a terminal, and `shadowgate review export`, which
-writes judged items as a golden set (JSON lines) straight from Redis."""
+writes judged items as a golden set (JSON lines) straight from Redis (review_export.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from gateway.constants import KEY_VERDICTS
 from gateway.errors import ConfigError, ShadowgateError
 from gateway.redis_client import configured_url
 from gateway.review import LABELS
+from gateway.review_blind import CHOICES
+from gateway.review_export import export_golden
 
 
 def add_parser(sub: Any) -> None:
@@ -34,17 +36,21 @@ def add_parser(sub: Any) -> None:
     nxt.add_argument("--flag", help="only items with this candidate flag (e.g. refusal)")
     verdict = actions.add_parser("verdict", help="judge an item you hold")
     verdict.add_argument("id")
-    verdict.add_argument("label", choices=LABELS)
+    verdict.add_argument("label", choices=[*LABELS, *CHOICES],
+                         help="a label, or in blind mode which answer is better")  # fmt: skip
     verdict.add_argument("--tag", action="append", default=[])
     verdict.add_argument("--note")
     release = actions.add_parser("release", help="give an item back")
     release.add_argument("id")
-    actions.add_parser("stats", help="queue depth, verdicts, time to verdict")
+    actions.add_parser("stats", help="queue depth, verdicts, agreement, your progress")
     export = actions.add_parser("export", help="write judged items as a golden set")
     export.add_argument("out", type=Path)
     export.add_argument("--config", required=True, help="the gateway's config (for Redis)")
     export.add_argument("--label", choices=LABELS, action="append")
     export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument(
+        "--partial", action="store_true", help="also items still waiting for verdicts"
+    )
     review.set_defaults(func=run)
 
 
@@ -70,68 +76,58 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) ->
         raise ShadowgateError(f"cannot reach {args.url}: {exc.reason}") from None
 
 
+def _prompt(request: Any) -> Any:
+    messages = (request or {}).get("messages") or [] if isinstance(request, dict) else []
+    return messages[-1].get("content") if messages else request
+
+
+def _print_sections(sections: list[tuple[str, Any]]) -> None:
+    for title, text in sections:
+        print(f"--- {title}")
+        print(textwrap.fill(str(text or ""), width=100))
+
+
 def _show(item: dict[str, Any]) -> None:
+    if item.get("mode") == "blind":
+        answers = item["answers"]
+        print(f"item {item['id']}  route {item['route']}  {'; '.join(item.get('evidence', []))}")
+        _print_sections([("prompt", _prompt(item.get("request")))] + [
+            (f"answer {letter}", answers[letter].get("text") or answers[letter].get("error"))
+            for letter in ("A", "B")
+        ])  # fmt: skip
+        print(f"judge with: shadowgate review verdict {item['id']} {'|'.join(CHOICES)}")
+        return
     pair, score = item["pair"], item.get("score", {})
-    messages = (pair.get("request") or {}).get("messages") or []
-    prompt = messages[-1].get("content") if messages else pair.get("request")
     print(
         f"item {item['id']}  route {pair['route']}  reasons: {', '.join(score.get('reasons', []))}"
     )
-    for title, text in (
-        ("prompt", prompt),
+    _print_sections([
+        ("prompt", _prompt(pair.get("request"))),
         ("production", pair["production"].get("text") or pair["production"].get("error")),
         ("candidate", pair["candidate"].get("text") or pair["candidate"].get("error")),
-    ):
-        print(f"--- {title}")
-        print(textwrap.fill(str(text or ""), width=100))
-    print(f"judge with: shadowgate review verdict {item['id']} regression|acceptable|improvement")
+    ])  # fmt: skip
+    print(f"judge with: shadowgate review verdict {item['id']} {'|'.join(LABELS)}")
 
 
 def export(args: argparse.Namespace) -> int:
     config = apply_environment(load_config(Path(args.config)))
     client = redis.Redis.from_url(configured_url(config))
-    key = config.redis.key_prefix + KEY_VERDICTS
-    total = int(client.xlen(key))
-    written = 0
-    seen = 0
     tty = sys.stderr.isatty()
+
+    def progress(seen: int, total: int) -> None:
+        width = 30
+        done = int(width * seen / max(total, 1))
+        sys.stderr.write(f"\r[{'#' * done}{' ' * (width - done)}] {seen}/{total}")
+
     with args.out.open("wb") as out:
-        start = "-"
-        while True:
-            entries: Any = client.xrange(key, min=start, count=500)
-            if start != "-":
-                entries = entries[1:]
-            if not entries:
-                break
-            for _, fields in entries:
-                seen += 1
-                verdict = orjson.loads(fields[b"data"])
-                if args.label and verdict["label"] not in args.label:
-                    continue
-                pair = (verdict.get("item") or {}).get("pair") or {}
-                record = {
-                    "pair_id": verdict.get("pair_id"),
-                    "route": verdict.get("route"),
-                    "request": pair.get("request"),
-                    "production": (pair.get("production") or {}).get("text"),
-                    "candidate": (pair.get("candidate") or {}).get("text"),
-                    "label": verdict["label"],
-                    "tags": verdict.get("tags", []),
-                    "note": verdict.get("note"),
-                    "reviewer": verdict.get("reviewer"),
-                    "decided_at": verdict.get("decided_at"),
-                }
-                out.write(orjson.dumps(record) + b"\n")
-                written += 1
-            start = entries[-1][0].decode()
-            if tty:
-                width = 30
-                done = int(width * seen / max(total, 1))
-                sys.stderr.write(f"\r[{'#' * done}{' ' * (width - done)}] {seen}/{total}")
+        summary = export_golden(
+            client, config.redis.key_prefix + KEY_VERDICTS, out, labels=args.label or (),
+            partial=args.partial, progress=progress if tty else None,
+        )  # fmt: skip
     if tty:
         sys.stderr.write("\n")
     client.close()
-    print(f"wrote {written} of {total} verdicts to {args.out}")
+    print(summary.line(str(args.out)))
     return 0
 
 
@@ -148,9 +144,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             _show(item)
     elif args.action == "verdict":
-        body = {"label": args.label, "tags": args.tag, "note": args.note}
+        kind = "choice" if args.label in CHOICES else "label"
+        body = {kind: args.label, "tags": args.tag, "note": args.note}
         result = _call(args, "POST", f"/review/{args.id}/verdict", body)
-        print(f"recorded: {result['label']} by {result['reviewer']}")
+        print(f"recorded: {result[kind]} by {result['reviewer']}")
     elif args.action == "release":
         _call(args, "POST", f"/review/{args.id}/release")
         print(f"released {args.id}")

@@ -170,7 +170,8 @@ class RolloutController:
             return max(0, int(now.get(name, 0.0) - base.get(name, 0.0)))
 
         threshold = quantile_bound(counts, ARM_PRODUCTION, 0.99) * self._config.latency_ratio
-        regressions = delta("verdict:label:regression")
+        # Final labels: an item counts once, when its last reviewer has judged it.
+        regressions = delta("verdict:final:regression")
         return Window(
             canary_requests=counts[f"{ARM_CANARY}:requests"],
             canary_errors=counts[f"{ARM_CANARY}:errors"],
@@ -179,8 +180,8 @@ class RolloutController:
             canary_slow=slow_count(counts, ARM_CANARY, threshold) if threshold else 0,
             scored=delta("scored"),
             divergent=delta("queued"),
-            verdicts=regressions + delta("verdict:label:acceptable")
-            + delta("verdict:label:improvement"),
+            verdicts=regressions + delta("verdict:final:acceptable")
+            + delta("verdict:final:improvement"),
             regressions=regressions,
         )  # fmt: skip
 

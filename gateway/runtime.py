@@ -104,7 +104,7 @@ class Gateway:
             metrics=self.metrics,
             arm_stats=self.arm_stats,
         )
-        self.review = ReviewQueue(redis=self.redis, prefix=prefix, lease_s=config.review.lease_s)
+        self.review = ReviewQueue(redis=self.redis, prefix=prefix, config=config.review)
         self.rollout = RolloutController(
             redis=self.redis,
             prefix=prefix,

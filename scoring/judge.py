@@ -36,7 +36,7 @@ class Limits:
     divergence_rate: float = 0.10
     """Share of scored shadow pairs queued for high divergence or new flags."""
     regression_share: float = 0.20
-    """Share of reviewer verdicts that say regression."""
+    """Share of reviewed items whose final label is regression."""
     min_samples: int = 200
     """Requests (or scored pairs) a guardrail needs before it can pass."""
     min_verdicts: int = 20

@@ -154,3 +154,12 @@ async def make_rig(redis_url: str, tmp_path: Path) -> AsyncIterator[RigFactory]:
             await item.close()
         else:
             await item.close()
+
+
+@pytest.fixture
+def candidate_sides(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Blind review: the letters the candidate's answer gets, item by item in queue order
+    (instead of a random draw); the test fills the list."""
+    sides: list[str] = []
+    monkeypatch.setattr("gateway.review_blind.draw_candidate_side", lambda: sides.pop(0))
+    return sides

@@ -234,3 +234,18 @@ async def test_claims_can_be_filtered_by_route_or_flag(make_rig: RigFactory) -> 
     assert item["score"]["excess"] == 5.0
     resp = await rig.control.post("/review/claim?route=x&flag=y", headers=as_reviewer("a"))
     assert resp.status == 400
+
+
+async def test_an_entry_read_but_never_queued_is_recovered(make_rig: RigFactory) -> None:
+    rig = await review_rig(make_rig, lease_s=0.3)
+    await enqueue(rig, [1.0])
+    client = connect(RedisConfig(), rig.gateway.redis_url)
+    key = rig.gateway.config.redis.key_prefix + "review"
+    # The intake consumer read it and stopped before queueing it.
+    await client.xreadgroup("reviewers", "intake", {key: ">"})
+    await client.aclose()
+    assert (await claim(rig, "ann"))[0] == 204
+    await asyncio.sleep(0.5)
+    status, item = await claim(rig, "ann")
+    assert status == 200
+    assert item["pair"]["candidate"]["text"] == "Lyon."

@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.conftest import RigFactory
 from tests.test_review import TOKEN, enqueue, review_rig
+from tests.test_review_blind import blind_items
+from tests.test_review_multi import verdict_entries
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -40,6 +43,14 @@ async def browser(chromium: str) -> AsyncIterator[Any]:
         await instance.close()
 
 
+# Everything the page says, hidden elements included, scripts left out.
+PAGE_TEXT = """() => {
+  const body = document.body.cloneNode(true);
+  body.querySelectorAll("script").forEach((s) => s.remove());
+  return body.textContent;
+}"""
+
+
 async def sign_in(page: Any, url: str) -> None:
     await page.goto(url)
     await page.fill("#token", TOKEN)
@@ -55,8 +66,9 @@ async def test_reviewer_judges_by_keyboard_and_sees_stats_change(
     page = await browser.new_page()
     await sign_in(page, str(rig.control.make_url("/review/")))
     await page.wait_for_selector("#item:not(.hidden)")
-    assert await page.text_content("#production") == "Paris."
-    assert await page.inner_html("#candidate") == "<del>Paris.</del><ins>Lyon.</ins>"
+    assert await page.text_content("#left-title") == "Production"
+    assert await page.text_content("#left") == "Paris."
+    assert await page.inner_html("#right") == "<del>Paris.</del><ins>Lyon.</ins>"
     assert "excess 3.000" in (await page.text_content("#scores") or "")
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "review-page.png"), full_page=True)
@@ -94,3 +106,37 @@ async def test_page_shows_the_empty_queue_and_a_refused_late_verdict(
     await page.wait_for_selector("#lease:has-text('expired')", timeout=5000)
     await page.keyboard.press("1")
     await page.wait_for_selector("#message.error:has-text('expired')")
+
+
+async def test_blind_page_names_no_side_and_stores_the_right_label_for_both_orders(
+    make_rig: RigFactory, browser: Any, candidate_sides: list[str]
+) -> None:
+    # (the candidate's letter, the key pressed, the label that must be stored)
+    cases = [
+        ("B", "a", "regression"), ("A", "a", "improvement"),
+        ("A", "b", "regression"), ("B", "b", "improvement"),
+        ("A", "t", "acceptable"), ("B", "x", "acceptable"),
+    ]  # fmt: skip
+    sides = [side for side, _, _ in cases]
+    rig = await blind_items(make_rig, candidate_sides, sides, flags=["refusal"])
+    page = await browser.new_page()
+    await sign_in(page, str(rig.control.make_url("/review/")))
+    for n, (side, key, _) in enumerate(cases):
+        await page.wait_for_selector(f"#progress:has-text('you: {n} judged')")
+        text = (await page.evaluate(PAGE_TEXT)).lower()
+        assert "candidate" not in text and "production" not in text
+        assert await page.text_content("#left-title") == "Answer A"
+        assert await page.text_content("#left") == ("Lyon." if side == "A" else "Paris.")
+        assert await page.text_content("#evidence") == f"{side} contains a refusal"
+        assert "regression" not in (await page.text_content("#stats") or "")
+        if n == 0:
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "review-page-blind.png"), full_page=True)
+        await page.keyboard.press(key)
+    await page.wait_for_selector("#empty:not(.hidden)")
+    await page.wait_for_selector(f"#progress:has-text('you: {len(cases)} judged')")
+    stored = [orjson.loads(fields[b"data"]) for fields in await verdict_entries(rig)]
+    choices = {"a": "A", "b": "B", "t": "tie", "x": "both_bad"}
+    assert [(v["choice"], v["label"]) for v in stored] == [
+        (choices[key], label) for _, key, label in cases
+    ]
