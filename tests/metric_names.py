@@ -8,6 +8,7 @@ import promql_parser
 from prometheus_client.parser import text_string_to_metric_families
 
 from scoring.aggregates import metric_families
+from tests.conftest import RigFactory
 
 # Grafana's interval macros, replaced by a duration so that the query parses.
 _GRAFANA_MACRO = re.compile(r"\$\{?__(rate_interval|interval|range)\b\}?")
@@ -56,3 +57,13 @@ def aggregate_names() -> set[str]:
     for family in metric_families({}, review_depth=0.0):
         names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
     return names
+
+
+async def live_metric_names(make_rig: RigFactory) -> set[str]:
+    """What a running gateway's /metrics offers, plus the scoring aggregates (written by
+    workers) and the rollout gauges (once the rollout state was read)."""
+    rig = await make_rig()
+    await (await rig.client.get("/echo")).read()
+    await rig.wait_for(lambda: rig.gateway.rollout_view.state is not None)
+    text = await (await rig.control.get("/metrics")).text()
+    return exposition_names(text) | aggregate_names()

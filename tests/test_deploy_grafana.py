@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import RigFactory
-from tests.metric_names import aggregate_names, exposition_names, promql_metric_names
+from tests.metric_names import live_metric_names, promql_metric_names
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "config" / "grafana" / "shadowgate.json"
 
@@ -22,16 +22,6 @@ def _queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
         stack.extend(panel.get("panels", []))
         found.extend((panel["title"], t["expr"]) for t in panel.get("targets", []) if "expr" in t)
     return found
-
-
-async def live_metric_names(make_rig: RigFactory) -> set[str]:
-    """What a running gateway's /metrics offers, plus the scoring aggregates (written by
-    workers) and the rollout gauges (once the rollout state was read)."""
-    rig = await make_rig()
-    await (await rig.client.get("/echo")).read()
-    await rig.wait_for(lambda: rig.gateway.rollout_view.state is not None)
-    text = await (await rig.control.get("/metrics")).text()
-    return exposition_names(text) | aggregate_names()
 
 
 def test_dashboard_is_grafana_json_with_a_prometheus_datasource() -> None:

@@ -17,8 +17,7 @@ import pytest
 import yaml
 
 from tests.conftest import RigFactory
-from tests.metric_names import promql_metric_names
-from tests.test_deploy_grafana import live_metric_names
+from tests.metric_names import live_metric_names, promql_metric_names
 from tests.tools import require_tool
 
 PROMETHEUS_DIR = Path(__file__).resolve().parent.parent / "config" / "prometheus"
