@@ -32,6 +32,7 @@ from gateway.publish import PairPublisher
 from gateway.redis_client import connect, raise_if_cancelled
 from gateway.review import ReviewQueue
 from gateway.rollout import RolloutController
+from gateway.rollout_metrics import RolloutCollector
 from gateway.scrub import Scrubber
 from gateway.shadow import ShadowDispatcher
 from gateway.traffic import TrafficSplit, TrafficState
@@ -116,6 +117,8 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self.scoring = SnapshotCollector()
         self.metrics.registry.register(self.scoring)
+        self.rollout_view = RolloutCollector(self.traffic)
+        self.metrics.registry.register(self.rollout_view)
 
     def upstreams(self) -> list[Upstream | MirrorSession]:
         return [u for u in (self.production, self.candidate, self.shadow_pool) if u is not None]
@@ -138,7 +141,8 @@ class Gateway:
         return self
 
     async def _refresh_scoring(self, every_s: float = 2.0) -> None:
-        """Copy the workers' aggregates from Redis for /metrics (collectors cannot await)."""
+        """Copy the workers' aggregates and the rollout state from Redis for /metrics
+        (collectors cannot await)."""
         prefix = self.config.redis.key_prefix
         while True:
             try:
@@ -146,6 +150,7 @@ class Gateway:
                 self.scoring.review_depth = await review_depth(
                     self.redis, prefix + KEY_REVIEW, GROUP_REVIEWERS
                 )
+                self.rollout_view.state = await self.rollout.state()
             except (RedisError, OSError) as exc:
                 raise_if_cancelled()
                 log.debug("scoring metrics refresh failed: %s", exc)
