@@ -15,7 +15,7 @@ import bisect
 import logging
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from redis.asyncio import Redis
@@ -93,9 +93,12 @@ class ArmStats:
             self._pending.update(pending)
             log.debug("arm stats flush failed: %s", exc)
 
-    async def run(self) -> None:
+    async def run(self, before_flush: Callable[[], None] | None = None) -> None:
+        """Flush every `flush_s`; `before_flush` may add the replica's other counts first."""
         while True:
             await asyncio.sleep(self._flush_s)
+            if before_flush is not None:
+                before_flush()
             await self.flush()
 
     async def buckets(

@@ -90,7 +90,7 @@ def _breakdown(counts: dict[str, int]) -> str:
 def _pairs_table(report: Report) -> Table:
     a = report.pairs
     waiting = "-" if a.waiting is None else str(a.waiting)
-    oldest = "-" if a.oldest_age_s is None else _seconds(a.oldest_age_s)
+    oldest = "" if a.oldest_age_s is None else f", the oldest for {_seconds(a.oldest_age_s)}"
     return Table(
         "mirrors and pairs: sent, scored, lost",
         ("", "mirrored", "shed", "published", "dropped", "scored", "dead-lettered", "lost",
@@ -103,7 +103,7 @@ def _pairs_table(report: Report) -> Table:
          f"lost after publishing: {_breakdown(a.lost)} (trimmed_unscored: the stream cap "
          "trimmed them before any worker read them; trimmed_pending: while a worker that "
          "then stopped held them)",
-         f"waiting now: not yet scored, over all time; the oldest waited {oldest}",
+         f"waiting now: pairs not yet scored, whenever published{oldest}",
          "the rest: counted in the window as each happened, so a pair mirrored near its end "
          "may be scored after it"],
     )  # fmt: skip

@@ -139,7 +139,9 @@ class Gateway:
             log.warning("review: redis unavailable at start: %s", exc)
         self._tasks.append(asyncio.create_task(self.traffic.run(), name="traffic-poller"))
         self._tasks.append(asyncio.create_task(self._refresh_scoring(), name="scoring-metrics"))
-        self._tasks.append(asyncio.create_task(self.arm_stats.run(), name="arm-stats"))
+        self._tasks.append(
+            asyncio.create_task(self.arm_stats.run(before_flush=self.ledger.copy), name="arm-stats")
+        )
         if self.candidate is not None:
             self._tasks.append(asyncio.create_task(self.rollout.run(), name="rollout"))
         self.publisher.start()
@@ -148,10 +150,9 @@ class Gateway:
 
     async def _refresh_scoring(self) -> None:
         """Copy the workers' aggregates and the backlog from Redis for /metrics (collectors
-        cannot await) and for shedding mirrors; copy this replica's counters to Redis."""
+        cannot await) and for shedding mirrors."""
         prefix = self.config.redis.key_prefix
         while True:
-            self.ledger.copy()
             try:
                 self._track_backlog(await self.backlog_meter.measure())
                 self.scoring.snapshot = await load_snapshot(self.redis, prefix + KEY_AGGREGATES)
