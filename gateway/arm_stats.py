@@ -15,6 +15,7 @@ import bisect
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from redis.asyncio import Redis
@@ -36,11 +37,18 @@ def latency_bucket(seconds: float) -> int:
     return bisect.bisect_left(LATENCY_BOUNDS, seconds)
 
 
+def bucket_key(prefix: str, at: float) -> str:
+    """The hash of the 10-second bucket holding unix time `at`; other writers (the scoring
+    side's loss counts) add to the same buckets so a report window sums them alike."""
+    return f"{prefix}arms:{int(at) // BUCKET_S * BUCKET_S}"
+
+
 class ArmStats:
     """Local counters of one replica, flushed to Redis in the background."""
 
     def __init__(self, *, redis: Redis, prefix: str, flush_s: float = 1.0) -> None:
         self._redis = redis
+        self._key_prefix = prefix
         self._prefix = prefix + "arms:"
         self._flush_s = flush_s
         self._pending: Counter[str] = Counter()
@@ -65,11 +73,15 @@ class ArmStats:
         pending[f"{arm}:prompt:route:{features.route}"] += 1
         pending[f"{arm}:prompt:max_tokens:{features.max_tokens}"] += 1
 
+    def add(self, counts: Mapping[str, int]) -> None:
+        """Count other events of this replica in the same buckets (flushed with the rest)."""
+        self._pending.update(counts)
+
     async def flush(self) -> None:
         if not self._pending:
             return
         pending, self._pending = self._pending, Counter()
-        key = self._prefix + str(int(time.time()) // BUCKET_S * BUCKET_S)
+        key = bucket_key(self._key_prefix, time.time())
         pipe = self._redis.pipeline(transaction=False)
         for field, count in pending.items():
             pipe.hincrby(key, field, count)
@@ -81,9 +93,12 @@ class ArmStats:
             self._pending.update(pending)
             log.debug("arm stats flush failed: %s", exc)
 
-    async def run(self) -> None:
+    async def run(self, before_flush: Callable[[], None] | None = None) -> None:
+        """Flush every `flush_s`; `before_flush` may add the replica's other counts first."""
         while True:
             await asyncio.sleep(self._flush_s)
+            if before_flush is not None:
+                before_flush()
             await self.flush()
 
     async def buckets(

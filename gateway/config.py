@@ -134,6 +134,10 @@ class ShadowConfig(_Model):
     noise_percent: Percent = 10.0
     breaker_failures: PositiveInt = 5
     breaker_cooldown_s: PositiveFloat = 5.0
+    max_backlog: PositiveInt = Field(
+        default=10_000,
+        description="pairs published and not yet scored past which new mirrors are shed",
+    )
 
     @field_validator("paths")
     @classmethod
@@ -160,6 +164,9 @@ class RedisConfig(_Model):
     key_prefix: str = "shadowgate:"
     socket_timeout_s: PositiveFloat = 1.0
     traffic_poll_s: PositiveFloat = 0.5
+    scoring_poll_s: PositiveFloat = Field(
+        default=2.0, description="how often a gateway reads the scoring aggregates and backlog"
+    )
 
     @field_validator("url")
     @classmethod
@@ -331,6 +338,13 @@ class Config(_Model):
                 "required when traffic.shadow_percent or traffic.canary_percent is above 0",
                 {"field": "upstreams.candidate"},
             )
+        if self.shadow.max_backlog >= self.publish.stream_maxlen:
+            raise PydanticCustomError(
+                "backlog_above_cap",
+                "must be below publish.stream_maxlen, so that mirrors are shed before the "
+                "stream cap trims pairs nobody scored",
+                {"field": "shadow.max_backlog"},
+            )
         return self
 
 
@@ -364,7 +378,7 @@ def format_validation_error(exc: ValidationError) -> str:
             parts.append(f"{field}: unknown field")
         elif error["type"] == "missing":
             parts.append(f"{field}: required field is missing")
-        elif error["type"] == "candidate_required":
+        elif error["type"] in ("candidate_required", "backlog_above_cap"):
             parts.append(f"{field}: {error['msg']}")
         else:
             message = error["msg"].removeprefix("Value error, ")

@@ -3,6 +3,11 @@
 `submit` never waits: a full buffer drops the record and counts it. One background task
 drains the buffer in pipelined batches; while Redis is down it retries the batch in hand with
 capped exponential backoff and the buffer absorbs (then drops) what arrives meanwhile.
+
+Each entry is stamped with `seq`, the stream's running count of pairs published, in the same
+script that adds it: consecutive entries differ by one, so the scoring backlog is a
+subtraction and pairs the stream cap trimmed before anyone scored them can be counted
+(scoring/backlog.py).
 """
 
 from __future__ import annotations
@@ -15,22 +20,36 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.config import PublishConfig
-from gateway.constants import STREAM_FIELD
+from gateway.constants import SEQ_FIELD, STREAM_FIELD
 from gateway.metrics import Metrics
 from gateway.records import PairRecord
 from gateway.redis_client import raise_if_cancelled
 
 log = logging.getLogger("shadowgate.publish")
 
+# KEYS: pairs stream, published counter. ARGV: maxlen, record json.
+_PUBLISH = f"""
+local seq = redis.call('INCR', KEYS[2])
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+                  '{STREAM_FIELD}', ARGV[2], '{SEQ_FIELD}', seq)
+"""
+
 
 class PairPublisher:
     """Bounded, non-blocking publisher of pair records to `stream_key`."""
 
     def __init__(
-        self, *, redis: Redis, stream_key: str, config: PublishConfig, metrics: Metrics
+        self,
+        *,
+        redis: Redis,
+        stream_key: str,
+        published_key: str,
+        config: PublishConfig,
+        metrics: Metrics,
     ) -> None:
         self._redis = redis
-        self._stream_key = stream_key
+        self._keys = [stream_key, published_key]
+        self._publish = redis.register_script(_PUBLISH)
         self._config = config
         self._metrics = metrics
         self._queue: asyncio.Queue[PairRecord] = asyncio.Queue(maxsize=config.buffer_size)
@@ -69,12 +88,8 @@ class PairPublisher:
     async def _write(self, batch: list[PairRecord]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for record in batch:
-            pipe.xadd(
-                self._stream_key,
-                {STREAM_FIELD: record.to_json()},
-                maxlen=self._config.stream_maxlen,
-                approximate=True,
-            )
+            args: list[int | bytes] = [self._config.stream_maxlen, record.to_json()]
+            await self._publish(keys=self._keys, args=args, client=pipe)
         await pipe.execute()
 
     async def _run(self) -> None:

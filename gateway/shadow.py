@@ -23,6 +23,7 @@ from gateway.breaker import CircuitBreaker
 from gateway.capture import Answer, Capture, reassemble, to_exchange
 from gateway.config import CaptureConfig, ShadowConfig
 from gateway.constants import (
+    SHADOW_DROPPED_BACKLOG,
     SHADOW_DROPPED_CIRCUIT_OPEN,
     SHADOW_DROPPED_SATURATED,
     SHADOW_FAILED,
@@ -109,6 +110,9 @@ class ShadowDispatcher:
         )
         self._dropped_saturated = metrics.shadow.labels(SHADOW_DROPPED_SATURATED)
         self._dropped_circuit_open = metrics.shadow.labels(SHADOW_DROPPED_CIRCUIT_OPEN)
+        self._dropped_backlog = metrics.shadow.labels(SHADOW_DROPPED_BACKLOG)
+        self.backlog = 0
+        """Pairs not yet scored, as last measured (the runtime refreshes it)."""
 
     @property
     def in_flight(self) -> int:
@@ -122,8 +126,13 @@ class ShadowDispatcher:
         """Whether a mirror may start now; a refusal is counted as its outcome.
 
         Asked before the proxy builds a mirror, so a saturated dispatcher or a candidate that
-        refuses connections costs the user's request nothing more than this call.
+        refuses connections costs the user's request nothing more than this call. Past
+        `shadow.max_backlog` unscored pairs a mirror is shed: nobody would score its answer
+        before the stream cap trimmed it, and the candidate would be paid for it all the same.
         """
+        if self.backlog >= self._config.max_backlog:
+            self._dropped_backlog.inc()
+            return False
         if len(self._tasks) >= self._config.max_in_flight:
             self._dropped_saturated.inc()
             return False

@@ -39,6 +39,7 @@ async def test_publisher_reconnects_when_redis_comes_back(tmp_path: Path) -> Non
     publisher = PairPublisher(
         redis=client,
         stream_key="t:pairs",
+        published_key="t:published",
         config=PublishConfig(buffer_size=10, max_backoff_s=0.2),
         metrics=metrics,
     )
@@ -73,6 +74,7 @@ async def test_stream_is_capped_near_maxlen(redis_url: str) -> None:
     publisher = PairPublisher(
         redis=client,
         stream_key="t:capped",
+        published_key="t:published",
         config=PublishConfig(buffer_size=5000, stream_maxlen=100, batch_size=50),
         metrics=metrics,
     )
