@@ -20,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import aiohttp
 import uvloop
@@ -31,8 +30,6 @@ from hypothesis import strategies as st
 
 from gateway.errors import UpstreamError
 from gateway.upstream_client import UpstreamClient
-
-T = TypeVar("T")
 
 # Reproducible in CI: the same examples every run, no example database on disk, no shrinking.
 DIFFERENTIAL = settings(
@@ -120,6 +117,8 @@ class Answer:
 
 REFUSED: Final = "refused"
 Outcome = Answer | str
+# What one client made of two requests, and how many connections it opened for them.
+Result = tuple[list[Outcome], int]
 
 
 def _head(version: bytes, status: int, reason: str | None, headers: list[tuple[str, str]]) -> bytes:
@@ -370,7 +369,7 @@ async def _aiohttp_once(session: aiohttp.ClientSession, url: str, method: str) -
     )
 
 
-async def _both(case: Case) -> tuple[tuple[list[Outcome], int], tuple[list[Outcome], int]]:
+async def _both(case: Case) -> tuple[Result, Result]:
     results = []
     for run in (_ours, _aiohttp):
         upstream = Upstream(case)
@@ -386,16 +385,9 @@ async def _both(case: Case) -> tuple[tuple[list[Outcome], int], tuple[list[Outco
     return results[0], results[1]
 
 
-def _run(case: Case, main: Callable[[Case], Awaitable[T]]) -> T:
-    async def wrapped() -> T:
-        return await main(case)
-
-    coroutine: Coroutine[Any, Any, T] = wrapped()
-    return uvloop.run(coroutine) if case.uvloop else asyncio.run(coroutine)
-
-
 def _check(case: Case) -> None:
-    ours, theirs = _run(case, _both)
+    both = _both(case)
+    ours, theirs = uvloop.run(both) if case.uvloop else asyncio.run(both)
     event("answered" if isinstance(theirs[0][0], Answer) else "refused")
     assert ours == theirs
 
