@@ -5,7 +5,8 @@ The hot path only bumps counters in a local dict; a background task adds them ev
 `flush_s` into Redis hashes of 10-second buckets (`arms:<bucket>`), so any replica can sum
 a window across all replicas. Latencies and times to first byte go into fixed histogram
 buckets; a rate of slow requests is read off them. Prompt features are counted per bin
-(`<arm>:prompt:<feature>:<bin>`).
+(`<arm>:prompt:<feature>:<bin>`), the gateway's own error answers per reason
+(`<arm>:upstream_error:<kind>`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ class ArmStats:
         pending[f"{arm}:lat:{latency_bucket(latency_s)}"] += 1
         if ttfb_ms is not None:
             pending[f"{arm}:ttfb:{latency_bucket(ttfb_ms / 1000)}"] += 1
+
+    def record_upstream_error(self, arm: str, kind: str) -> None:
+        """Count why the gateway answered for an arm's upstream (`connect`, `timeout`, ...)."""
+        self._pending[f"{arm}:upstream_error:{kind}"] += 1
 
     def record_prompt(self, arm: str, features: PromptFeatures) -> None:
         """Count one request's prompt features (hot path: dictionary increments only)."""

@@ -126,6 +126,10 @@ class ProxyHandler:
         if isinstance(document, dict):
             self._arm_stats.record_prompt(arm, prompt_features(route, document))
 
+    def _upstream_failed(self, arm: str, kind: str) -> None:
+        self._metrics.upstream_errors.labels(arm, kind).inc()
+        self._arm_stats.record_upstream_error(arm, kind)
+
     def _count_request(self, arm: str, status: int | None) -> None:
         child = self._requests.get((arm, status))
         if child is None:
@@ -245,13 +249,13 @@ class ProxyHandler:
                 upstream_response = await self._send(request, upstream, arm, body, request_id)
             except UpstreamTimeout:
                 status, error = 504, "upstream timed out before responding"
-                self._metrics.upstream_errors.labels(arm, "timeout").inc()
+                self._upstream_failed(arm, "timeout")
                 return error_response(
                     504, error, "upstream_timeout", arm=arm, request_id=request_id
                 )
             except UpstreamError as exc:
                 status, error = 502, f"upstream unreachable: {type(exc).__name__}"
-                self._metrics.upstream_errors.labels(arm, "connect").inc()
+                self._upstream_failed(arm, exc.kind)
                 return error_response(
                     502, error, "upstream_unreachable", arm=arm, request_id=request_id
                 )
@@ -272,7 +276,7 @@ class ProxyHandler:
                     payload = await upstream_response.read()
                 except UpstreamError as exc:
                     status, error = 502, f"upstream broke the response: {type(exc).__name__}"
-                    self._metrics.upstream_errors.labels(arm, "mid_stream").inc()
+                    self._upstream_failed(arm, "mid_stream")
                     return error_response(
                         502, error, "upstream_broken_response", arm=arm, request_id=request_id
                     )
@@ -295,7 +299,7 @@ class ProxyHandler:
             except UpstreamError as exc:
                 # Headers are out: the only honest signal left is to cut the connection.
                 error = f"upstream broke mid-stream: {type(exc).__name__}"
-                self._metrics.upstream_errors.labels(arm, "mid_stream").inc()
+                self._upstream_failed(arm, "mid_stream")
                 log.warning("proxy: %s (%s, request %s)", error, arm, request_id)
                 if request.transport is not None:
                     request.transport.close()
