@@ -17,6 +17,10 @@ class UpstreamTimeout(UpstreamError, TimeoutError):
     """An upstream did not answer within its connect, first-byte or read timeout."""
 
 
+class UpstreamPoolTimeout(UpstreamError, TimeoutError):
+    """Every pooled connection to an upstream stayed busy for `pool_timeout_s`."""
+
+
 class UpstreamConnectError(UpstreamError):
     """A new connection to an upstream was refused or failed."""
 
@@ -27,6 +31,10 @@ class UpstreamDisconnected(UpstreamError):
 
 class UpstreamProtocolError(UpstreamError):
     """An upstream's response is not valid HTTP/1.1."""
+
+
+class ClientBodyTimeout(ShadowgateError, TimeoutError):
+    """A client sent nothing of its request body for `listen.body_timeout_s`."""
 
 
 class EmbeddedRedisError(ShadowgateError):
