@@ -31,6 +31,7 @@ SHADOW_SENT: Final = "sent"
 SHADOW_DROPPED_SATURATED: Final = "dropped_saturated"
 SHADOW_DROPPED_TOO_LARGE: Final = "dropped_too_large"
 SHADOW_DROPPED_CIRCUIT_OPEN: Final = "dropped_circuit_open"
+SHADOW_DROPPED_SHUTDOWN: Final = "dropped_shutdown"
 SHADOW_FAILED: Final = "failed"
 SHADOW_TIMEOUT: Final = "timeout"
 

@@ -2,6 +2,8 @@
 
 With no `redis.url`, an embedded redis-server is started first and stopped last. SIGHUP
 re-reads the config file and applies its traffic split; a bad file is logged and ignored.
+On a stop signal the data plane drains: /readyz turns 503, the port closes, requests in flight
+get `listen.shutdown_grace_s` to finish and are then cut.
 """
 
 from __future__ import annotations
@@ -51,6 +53,24 @@ async def _reload(gateway: Gateway, config_path: Path) -> None:
         )
 
 
+async def drain(gateway: Gateway, runner: web.BaseRunner) -> None:
+    """Stop taking requests, let those in flight finish within the grace period, cut the rest."""
+    gateway.start_draining()
+    for site in list(runner.sites):
+        await site.stop()
+    if runner.server is not None:
+        # Idle keep-alive connections close now; busy ones once their response is out.
+        runner.server.pre_shutdown()
+    grace_s = gateway.config.listen.shutdown_grace_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    while gateway.proxy.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    if cut := gateway.proxy.cut():
+        log.warning("shutdown: cut %d requests still in flight after %g s", cut, grace_s)
+    await runner.cleanup()
+
+
 async def serve_async(
     config: Config, *, redis_url: str, config_path: Path | None, ready: asyncio.Event | None = None
 ) -> None:
@@ -69,7 +89,8 @@ async def serve_async(
                 task.add_done_callback(reloads.discard)
 
             loop.add_signal_handler(signal.SIGHUP, on_hup)
-        data = web.ServerRunner(build_data_server(gateway), shutdown_timeout=5.0)
+        # The grace period is `drain`'s; aiohttp's own wait only lets the cut requests end.
+        data = web.ServerRunner(build_data_server(gateway), shutdown_timeout=1.0)
         control = web.AppRunner(build_control_app(gateway), access_log=None)
         await data.setup()
         await control.setup()
@@ -89,6 +110,7 @@ async def serve_async(
                 ready.set()
             await stop.wait()
             log.info("shutting down")
+            await drain(gateway, data)
         finally:
             await data.cleanup()
             await control.cleanup()
