@@ -1,4 +1,5 @@
-"""The data plane's HTTP server: aiohttp's low-level server with client timeouts.
+"""The data plane's HTTP server: aiohttp's low-level server with client timeouts, and the
+requests in flight that shutdown waits for and then cuts.
 
 aiohttp closes a connection left idle for `keepalive_timeout`, but a request head trickled a
 line at a time counts as idle only until its first byte, and nothing bounds it after that.
@@ -99,18 +100,35 @@ class DataServer(web.Server):
         }
         self._header_timeout_s = listen.header_timeout_s
         self._metrics = metrics
+        self._in_flight: set[asyncio.Task[Any]] = set()
         super().__init__(self._track(handler), handler_cancellation=True, **self._handler_settings)
 
-    @staticmethod
-    def _track(handler: Handler) -> Handler:
+    @property
+    def in_flight(self) -> int:
+        """Requests being handled now."""
+        return len(self._in_flight)
+
+    def cut(self) -> int:
+        """Cancel every request still in flight (the shutdown grace is over); each is counted."""
+        for task in self._in_flight:
+            task.cancel()
+        self._metrics.shutdown_cuts.inc(len(self._in_flight))
+        return len(self._in_flight)
+
+    def _track(self, handler: Handler) -> Handler:
+        in_flight = self._in_flight
+
         async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            task = asyncio.current_task()
+            assert task is not None
             protocol = request.protocol
-            if not isinstance(protocol, _TimedRequestHandler):
-                return await handler(request)
+            assert isinstance(protocol, _TimedRequestHandler)
             protocol.request_started()
+            in_flight.add(task)
             try:
                 return await handler(request)
             finally:
+                in_flight.discard(task)
                 protocol.request_ended(request)
 
         return handle

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 from aiohttp import HttpVersion11, hdrs, web
@@ -104,8 +104,6 @@ class ProxyHandler:
             ARM_PRODUCTION: StreamSlots(production.config.streamed_bodies_limit),
             ARM_CANARY: StreamSlots(candidate.config.streamed_bodies_limit if candidate else 0),
         }
-        # Every request being handled, so that shutdown can wait for them and then cut them.
-        self._in_flight: set[asyncio.Task[Any]] = set()
         self._cutting = False
         self._capture_limit = config.capture.max_bytes
         self._noise_bp = round(config.shadow.noise_percent * 100)
@@ -116,67 +114,53 @@ class ProxyHandler:
         self._requests: dict[tuple[str, int | None], Any] = {}
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        task = asyncio.current_task()
-        assert task is not None
-        self._in_flight.add(task)
+        if expect := request.headers.get(hdrs.EXPECT):
+            await _answer_expect(request, expect)
+        request_id = request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
         try:
-            if expect := request.headers.get(hdrs.EXPECT):
-                await _answer_expect(request, expect)
-            request_id = request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
-            try:
-                body = await self._read_body(request)
-            except asyncio.IncompleteReadError:
-                self._metrics.client_disconnects.inc()
-                return error_response(
-                    400, "request body ended early", "incomplete_body", arm=ARM_PRODUCTION,
-                    request_id=request_id,
-                )  # fmt: skip
-            except ClientBodyTimeout:
-                self._metrics.client_timeouts.labels("body").inc()
-                return _body_timeout_response(ARM_PRODUCTION, request_id)
-            # A small body on a mirrored route is parsed once, for the drift features (always:
-            # the rollout compares against the traffic before it began), the unit key and the
-            # mirror.
-            document: Any = (
-                _parse_json(request, body)
-                if isinstance(body, bytes)
-                and len(body) <= self._max_body
-                and request.path in self._shadow_paths
-                else None
+            body = await self._read_body(request)
+        except asyncio.IncompleteReadError:
+            self._metrics.client_disconnects.inc()
+            return error_response(
+                400, "request body ended early", "incomplete_body", arm=ARM_PRODUCTION,
+                request_id=request_id,
+            )  # fmt: skip
+        except ClientBodyTimeout:
+            self._metrics.client_timeouts.labels("body").inc()
+            return _body_timeout_response(ARM_PRODUCTION, request_id)
+        # A small body on a mirrored route is parsed once, for the drift features (always:
+        # the rollout compares against the traffic before it began), the unit key and the mirror.
+        document: Any = _parse_json(request, body) if self._mirrorable(body, request) else None
+        live = self._traffic.current
+        job = None
+        if live.canary_bp or live.shadow_bp:
+            unit = self._assigner.unit_value(request.headers, document)
+            assignment = self._assigner.assign(
+                unit, canary_bp=live.canary_bp, shadow_bp=live.shadow_bp
             )
-            live = self._traffic.current
-            job = None
-            if live.canary_bp or live.shadow_bp:
-                unit = self._assigner.unit_value(request.headers, document)
-                assignment = self._assigner.assign(
-                    unit, canary_bp=live.canary_bp, shadow_bp=live.shadow_bp
+            if assignment.canary and self._candidate is not None:
+                self._count_prompt(ARM_CANARY, request.path, document)
+                return await self._forward(
+                    request, self._candidate, ARM_CANARY, body, request_id, None
                 )
-                if assignment.canary and self._candidate is not None:
-                    self._count_prompt(ARM_CANARY, request.path, document)
-                    return await self._forward(
-                        request, self._candidate, ARM_CANARY, body, request_id, None
-                    )
-                if assignment.shadow and self._dispatcher is not None:
-                    job = self._start_mirror(request, body, document, unit, request_id)
-            self._count_prompt(ARM_PRODUCTION, request.path, document)
-            return await self._forward(
-                request, self._production, ARM_PRODUCTION, body, request_id, job
-            )
-        finally:
-            self._in_flight.discard(task)
+            if assignment.shadow and self._dispatcher is not None:
+                job = self._start_mirror(request, body, document, unit, request_id)
+        self._count_prompt(ARM_PRODUCTION, request.path, document)
+        return await self._forward(request, self._production, ARM_PRODUCTION, body, request_id, job)
 
-    @property
-    def in_flight(self) -> int:
-        """Requests being handled now."""
-        return len(self._in_flight)
-
-    def cut(self) -> int:
-        """Cancel every request still in flight (the shutdown grace is over); each is counted."""
+    def shutting_down(self) -> None:
+        """Requests cancelled from now on are cut by shutdown, not left by their client."""
         self._cutting = True
-        for task in self._in_flight:
-            task.cancel()
-        self._metrics.shutdown_cuts.inc(len(self._in_flight))
-        return len(self._in_flight)
+
+    def _mirrorable(
+        self, body: bytes | StreamedBody | None, request: web.BaseRequest
+    ) -> TypeGuard[bytes]:
+        """Whether this body is whole, small enough and on a route that mirrors."""
+        return (
+            isinstance(body, bytes)
+            and len(body) <= self._max_body
+            and request.path in self._shadow_paths
+        )
 
     def _count_prompt(self, arm: str, route: str, document: Any) -> None:
         """Input-drift counts, only for a body this request already parsed."""

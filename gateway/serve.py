@@ -19,6 +19,7 @@ from aiohttp import web
 
 from gateway.apps import build_control_app, build_data_server
 from gateway.config import Config, apply_environment, load_config
+from gateway.data_server import DataServer
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
 from gateway.processes import Child, shadowgate_command
@@ -55,18 +56,20 @@ async def _reload(gateway: Gateway, config_path: Path) -> None:
 
 async def drain(gateway: Gateway, runner: web.BaseRunner) -> None:
     """Stop taking requests, let those in flight finish within the grace period, cut the rest."""
+    server = runner.server
+    assert isinstance(server, DataServer)
     gateway.start_draining()
     for site in list(runner.sites):
         await site.stop()
-    if runner.server is not None:
-        # Idle keep-alive connections close now; busy ones once their response is out.
-        runner.server.pre_shutdown()
+    # Idle keep-alive connections close now; busy ones once their response is out.
+    server.pre_shutdown()
     grace_s = gateway.config.listen.shutdown_grace_s
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace_s
-    while gateway.proxy.in_flight and loop.time() < deadline:
+    while server.in_flight and loop.time() < deadline:
         await asyncio.sleep(0.05)
-    if cut := gateway.proxy.cut():
+    gateway.proxy.shutting_down()
+    if cut := server.cut():
         log.warning("shutdown: cut %d requests still in flight after %g s", cut, grace_s)
     await runner.cleanup()
 

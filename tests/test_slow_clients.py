@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from gateway.data_server import DataServer
 from tests.conftest import Rig, RigFactory
 
 # Bounds that only a hang reaches: the tests never assert how fast something is.
@@ -94,8 +95,9 @@ async def test_slow_body_clients_do_not_take_the_production_pool(
         await client.send(head(path, length) + b'{"input": "')
     # Every slow request is being handled (and, before buffering, had asked for a connection).
     runner = rig.client.server.runner
-    assert runner is not None and runner.server is not None
+    assert runner is not None
     server = runner.server
+    assert isinstance(server, DataServer)
     await rig.wait_for(lambda: server.requests_count >= 24)
     await asyncio.sleep(0.2)
 
@@ -110,7 +112,7 @@ async def test_slow_body_clients_do_not_take_the_production_pool(
     # The slow clients are still sending; none reached production or holds a connection to it.
     for client in slow:
         await client.send(b"a")
-    assert rig.gateway.proxy.in_flight == 24
+    assert server.in_flight == 24
     assert rig.gateway.production.pool_in_use() == 0
     assert len(rig.production.seen) == 5
 
