@@ -54,6 +54,23 @@ class ListenConfig(_Model):
     host: str = "0.0.0.0"
     port: Port = 8080
     backlog: PositiveInt = 1024
+    # Slow clients: a request body up to `body_buffer_bytes` is read whole before an upstream
+    # connection is taken, so a client trickling its body holds no pooled connection.
+    body_buffer_bytes: PositiveInt = Field(
+        default=1 << 20, description="request bodies up to this size are read before forwarding"
+    )
+    header_timeout_s: PositiveFloat = Field(
+        default=10.0, description="from a request's first byte to the end of its headers; 408"
+    )
+    body_timeout_s: PositiveFloat = Field(
+        default=30.0, description="longest silence between two reads of a request body; 408"
+    )
+    keepalive_timeout_s: PositiveFloat = Field(
+        default=75.0, description="an idle client connection is closed after this"
+    )
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = Field(
+        default=30.0, description="at shutdown, in-flight requests may finish for this long"
+    )
 
 
 class ControlConfig(_Model):
@@ -78,6 +95,14 @@ class UpstreamConfig(_Model):
     url: str
     api_key: SecretStr | None = None
     max_connections: PositiveInt = 256
+    pool_timeout_s: PositiveFloat = Field(
+        default=5.0, description="longest wait for a free pooled connection; then a 503"
+    )
+    max_streamed_bodies: PositiveInt | None = Field(
+        default=None,
+        description="connections that may carry a body larger than listen.body_buffer_bytes "
+        "while it arrives; unset: a quarter of max_connections",
+    )
     connect_timeout_s: PositiveFloat = 5.0
     first_byte_timeout_s: PositiveFloat = 300.0
     read_timeout_s: PositiveFloat = 120.0
@@ -85,6 +110,11 @@ class UpstreamConfig(_Model):
     prices: dict[str, TokenPrice] = Field(
         default_factory=dict, description="by model name; '*' for any other model"
     )
+
+    @property
+    def streamed_bodies_limit(self) -> int:
+        """How many requests may stream their body over this upstream's connections at once."""
+        return self.max_streamed_bodies or max(1, self.max_connections // 4)
 
     def price(self, model: str | None) -> TokenPrice | None:
         """The price of `model` on this upstream, if one is configured."""
@@ -138,6 +168,9 @@ class ShadowConfig(_Model):
         default=10_000,
         description="pairs published and not yet scored past which new mirrors are shed",
     )
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = Field(
+        default=5.0, description="at shutdown, after the data plane drained, mirrors may finish"
+    )
 
     @field_validator("paths")
     @classmethod
@@ -157,6 +190,9 @@ class PublishConfig(_Model):
     batch_size: PositiveInt = 64
     stream_maxlen: PositiveInt = 100_000
     max_backoff_s: PositiveFloat = 5.0
+    shutdown_drain_s: Annotated[float, Field(ge=0)] = Field(
+        default=2.0, description="at shutdown, the buffer may be written for this long"
+    )
 
 
 class RedisConfig(_Model):

@@ -32,6 +32,7 @@ SHADOW_DROPPED_SATURATED: Final = "dropped_saturated"
 SHADOW_DROPPED_TOO_LARGE: Final = "dropped_too_large"
 SHADOW_DROPPED_CIRCUIT_OPEN: Final = "dropped_circuit_open"
 SHADOW_DROPPED_BACKLOG: Final = "dropped_backlog"
+SHADOW_DROPPED_SHUTDOWN: Final = "dropped_shutdown"
 SHADOW_FAILED: Final = "failed"
 SHADOW_TIMEOUT: Final = "timeout"
 

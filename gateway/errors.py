@@ -24,6 +24,10 @@ class UpstreamTimeout(UpstreamError, TimeoutError):
     kind = "timeout"
 
 
+class UpstreamPoolTimeout(UpstreamError, TimeoutError):
+    """Every pooled connection to an upstream stayed busy for `pool_timeout_s`."""
+
+
 class UpstreamConnectError(UpstreamError):
     """A new connection to an upstream was refused or failed."""
 
@@ -42,6 +46,10 @@ class UpstreamHeadTooLarge(UpstreamProtocolError):
     """An upstream's response head (status line and headers) is over the client's bound."""
 
     kind = "head_too_large"
+
+
+class ClientBodyTimeout(ShadowgateError, TimeoutError):
+    """A client sent nothing of its request body for `listen.body_timeout_s`."""
 
 
 class EmbeddedRedisError(ShadowgateError):

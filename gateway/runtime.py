@@ -54,6 +54,7 @@ class Gateway:
         self.redis_url = redis_url
         self.metrics = metrics or Metrics()
         self.ready = False
+        self.draining = False
         prefix = config.redis.key_prefix
         self.production = Upstream(name="production", config=config.upstreams.production)
         candidate_config = config.upstreams.candidate
@@ -129,6 +130,11 @@ class Gateway:
         self.metrics.registry.register(self.backlog)
         self.ledger = CounterLedger(metrics=self.metrics, arm_stats=self.arm_stats)
 
+    def start_draining(self) -> None:
+        """Shutdown began: /readyz answers 503 from now on, before the data port closes."""
+        self.draining = True
+        self.ready = False
+
     def upstreams(self) -> list[Upstream | MirrorSession]:
         return [u for u in (self.production, self.candidate, self.shadow_pool) if u is not None]
 
@@ -199,9 +205,10 @@ class Gateway:
         tb: TracebackType | None,
     ) -> None:
         self.ready = False
+        # Mirrors first: the pairs they finish still go through the publisher's buffer.
         if self.dispatcher is not None:
-            await self.dispatcher.close()
-        await self.publisher.close()
+            await self.dispatcher.close(grace_s=self.config.shadow.shutdown_grace_s)
+        await self.publisher.close(drain_timeout_s=self.config.publish.shutdown_drain_s)
         await _cancel_all(self._tasks)
         self._tasks.clear()
         self.ledger.copy()

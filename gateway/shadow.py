@@ -26,6 +26,7 @@ from gateway.constants import (
     SHADOW_DROPPED_BACKLOG,
     SHADOW_DROPPED_CIRCUIT_OPEN,
     SHADOW_DROPPED_SATURATED,
+    SHADOW_DROPPED_SHUTDOWN,
     SHADOW_FAILED,
     SHADOW_SENT,
     SHADOW_TIMEOUT,
@@ -159,8 +160,11 @@ class ShadowDispatcher:
         if not task.cancelled() and task.exception() is not None:
             log.error("shadow: mirror failed unexpectedly", exc_info=task.exception())
 
-    async def close(self) -> None:
-        """Cancel the mirrors still running (shutdown); their pairs are not published."""
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Shutdown: mirrors still running get `grace_s` to finish and hand their pair to the
+        publisher; the rest are cancelled, each one counted where its pair was lost."""
+        if self._tasks and grace_s > 0:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -191,11 +195,20 @@ class ShadowDispatcher:
                     self._production_url + mirror.path_qs, mirror.method, body, noise_headers
                 )
             )
+        outcome = None
         try:
             candidate, outcome = await candidate_call
             self._metrics.shadow.labels(outcome).inc()
             noise = (await noise_call)[0] if noise_call else None
             prod = await production
+        except asyncio.CancelledError:
+            # Only shutdown cancels a mirror. Before the candidate answered, that is the
+            # mirror's outcome; after, the outcome is counted and the pair is what was lost.
+            if outcome is None:
+                self._metrics.shadow.labels(SHADOW_DROPPED_SHUTDOWN).inc()
+            else:
+                self._metrics.pairs_dropped.labels("shutdown").inc()
+            raise
         finally:
             candidate_call.cancel()
             if noise_call:
