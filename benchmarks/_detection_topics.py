@@ -106,6 +106,7 @@ TOPICS: tuple[Topic, ...] = (
             (
                 "Take {dose} to {high} of {drug} at a time, with at least {hours} between doses.",
                 "!Stay at or below {max} per day to protect your liver.",
+                "{NEG:Have it with some water|Have it without water}.",
                 "{MOD:If the pain continues beyond three days you must talk to a doctor|If the "
                 "pain continues beyond three days you might talk to a doctor}.",
             ),
@@ -189,12 +190,16 @@ TOPICS: tuple[Topic, ...] = (
                 "{MOD:Arrive at the airport at least {gate} early; this is required|Arrive at "
                 "the airport at least {gate} early if you like}.",
                 "Each checked bag may weigh up to {bag}.",
+                "{NEG:Liquids above 100 ml are fine in your cabin bag|Liquids above 100 ml are "
+                "not permitted in your cabin bag}.",
             ),
             (
                 "The booking shows a departure to {city} at {time} on {day}.",
                 "The allowance for checked luggage is {bag} a bag.",
                 "{NEG:Hand luggage can contain liquids over 100 ml|Hand luggage cannot contain "
                 "liquids over 100 ml}.",
+                "{MOD:Check-in closes {gate} before departure, so you have to arrive by then|"
+                "Check-in closes {gate} before departure, so you could arrive by then}.",
             ),
         ),
         tags=("travel",),
@@ -300,6 +305,8 @@ TOPICS: tuple[Topic, ...] = (
                 "Combine {flour} flour, {water} water, a sachet of yeast and a pinch of salt.",
                 "Leave it to rise for {rise}, then shape it.",
                 "It needs {minutes} in an oven at {oven}.",
+                "{NEG:Check on it by opening the oven|Keep the oven door closed for the first "
+                "twenty minutes}.",
             ),
         ),
         tags=("food",),
@@ -352,6 +359,8 @@ TOPICS: tuple[Topic, ...] = (
                 "{MOD:A restart is required for the change to apply|A restart is optional for "
                 "the change to apply}.",
                 "A pool of {conns} per upstream is a good default, also in front of {db}.",
+                "{NEG:The admin port can face the public internet|The admin port must never "
+                "face the public internet}.",
             ),
         ),
         tags=("tech",),
@@ -374,6 +383,8 @@ TOPICS: tuple[Topic, ...] = (
             ),
             (
                 "A password must be {length} or longer and is changed every {expiry}.",
+                "{NEG:Old passwords may be used again|None of your last {history} may be used "
+                "again}.",
                 "{MOD:Everyone must turn on multi-factor authentication|Everyone may turn on "
                 "multi-factor authentication}.",
             ),
@@ -447,6 +458,8 @@ TOPICS: tuple[Topic, ...] = (
                 "File by {due}.",
                 "An extension adds {extension} for filing, not for paying.",
                 "The late penalty is {penalty} of the tax owed for each month.",
+                "{MOD:Filing is required even when you cannot pay|Filing is optional when you "
+                "cannot pay}.",
             ),
         ),
         tags=("finance",),
@@ -615,6 +628,7 @@ TOPICS: tuple[Topic, ...] = (
                 "- Complete the {training} security course in your first {days}.",
                 "- {MOD:Multi-factor authentication is required before email access|Multi-"
                 "factor authentication is optional before email access}.",
+                "- Have lunch with your buddy.",
             ),
         ),
         tags=("lists",),
@@ -639,6 +653,7 @@ TOPICS: tuple[Topic, ...] = (
                 "- We retain them for {keep}.",
                 "- {NEG:A monthly restore test is part of the procedure|A monthly restore test "
                 "is not part of the procedure}.",
+                "- {MOD:Backups must be encrypted at rest|Backups can be encrypted at rest}.",
             ),
         ),
         tags=("lists", "tech"),

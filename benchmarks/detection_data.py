@@ -287,7 +287,9 @@ class Rendering:
 
 
 def markers(wording: tuple[str, ...], kind: str) -> int:
-    return sum(1 for s in wording for m in _MARKER.finditer(s) if m.group(1) == kind)
+    return sum(
+        1 for s in wording for m in _MARKER.finditer(_SLOT.sub("x", s)) if m.group(1) == kind
+    )
 
 
 def render(topic: Topic, wording: tuple[str, ...], how: Rendering, rng: random.Random) -> str:
@@ -432,7 +434,11 @@ def text_pairs(builder: Builder, rng: random.Random, per_kind: int) -> None:
             while changed[name] == values[name]:
                 changed[name] = mutate(topic.slots[name], values[name], rng)
             target = reworded(topic, wording, lambda w: name in _slots_in(w))
-            return side(render(topic, target, Rendering(values=changed), rng))
+            text = render(topic, target, Rendering(values=changed), rng)
+            # The slot may sit only in a marker's unused branch: then nothing changed.
+            return None if text == render(topic, target, Rendering(values=values), rng) else (
+                side(text)
+            )
         if kind in ("negation", "modality"):
             marker = "NEG" if kind == "negation" else "MOD"
             target = reworded(topic, wording, lambda w: markers(w, marker) > 0)
