@@ -33,6 +33,7 @@ from benchmarks._detection_structured import (
     ToolScenario,
 )
 from benchmarks._detection_topics import TOPICS, Slot, Topic
+from scoring.signals.quantities import ONES, TENS
 
 DATA = Path(__file__).resolve().parent / "data"
 HELD_OUT = frozenset(
@@ -105,29 +106,6 @@ ACCEPTABLE = (
     "within_noise",
 )
 
-_ONES = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-]
-_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _UNIT_WORDS = {
     "mg": "milligrams",
     "g": "grams",
@@ -158,12 +136,12 @@ _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
 def words(n: int) -> str:
     """An integer below a million in English words."""
     if n < 20:
-        return _ONES[n]
+        return ONES[n]
     if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else "-" + _ONES[n % 10])
+        return TENS[n // 10] + ("" if n % 10 == 0 else "-" + ONES[n % 10])
     if n < 1000:
         rest = n % 100
-        return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " and " + words(rest))
+        return ONES[n // 100] + " hundred" + ("" if rest == 0 else " and " + words(rest))
     rest = n % 1000
     return words(n // 1000) + " thousand" + ("" if rest == 0 else " " + words(rest))
 
@@ -436,8 +414,10 @@ def text_pairs(builder: Builder, rng: random.Random, per_kind: int) -> None:
             target = reworded(topic, wording, lambda w: name in _slots_in(w))
             text = render(topic, target, Rendering(values=changed), rng)
             # The slot may sit only in a marker's unused branch: then nothing changed.
-            return None if text == render(topic, target, Rendering(values=values), rng) else (
-                side(text)
+            return (
+                None
+                if text == render(topic, target, Rendering(values=values), rng)
+                else (side(text))
             )
         if kind in ("negation", "modality"):
             marker = "NEG" if kind == "negation" else "MOD"

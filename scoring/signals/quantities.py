@@ -13,39 +13,19 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Final
 
-_SMALL: Final = {
-    w: n
-    for n, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-        ]
-    )
-}
-_TENS: Final = {
-    w: 10 * n
-    for n, w in enumerate(
-        ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"], 2
-    )
-}
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+# The English number words below a hundred, by value (`TENS[2]` is twenty).
+ONES: Final = _words(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+)
+TENS: Final = ("", "", *_words("twenty thirty forty fifty sixty seventy eighty ninety"))
+_SMALL: Final = {w: n for n, w in enumerate(ONES)}
+_TENS: Final = {w: 10 * n for n, w in enumerate(TENS) if w}
 _SCALES: Final = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 10**9}
 _WORDNUM: Final = "|".join(sorted([*_SMALL, *_TENS, *_SCALES], key=len, reverse=True))
 

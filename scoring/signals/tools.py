@@ -31,56 +31,28 @@ def compare(pair: PairView) -> list[Evidence]:
         else:
             left.remove(same)
     found: list[Evidence] = []
+
+    def item(message: str, before: ToolCall | None, after: ToolCall | None, path: str) -> None:
+        found.append(evidence("tool_call", "high", message,
+                              _span(before, p.text) if before else None,
+                              _span(after, c.text) if after else None, path=path))  # fmt: skip
+
     for call in unmatched:
         same_name = next((o for o in left if o.name == call.name), None)
         other = same_name or (left[0] if left else None)
         if other is None:
-            found.append(
-                evidence(
-                    "tool_call",
-                    "high",
-                    f"call {call.name} missing",
-                    production=_span(call, p.text),
-                    path=call.name,
-                )
-            )
+            item(f"call {call.name} missing", call, None, call.name)
             continue
         left.remove(other)
         if other.name != call.name:
-            found.append(
-                evidence(
-                    "tool_call",
-                    "high",
-                    f"tool {call.name} → {other.name}",
-                    _span(call, p.text),
-                    _span(other, c.text),
-                    path=call.name,
-                )
-            )
+            item(f"tool {call.name} → {other.name}", call, other, call.name)
             continue
         for d in diff(_args(call), _args(other)):
-            found.append(
-                evidence(
-                    "tool_call",
-                    "high",
-                    f"{call.name}({d.path}): {shown(d.production)} → {shown(d.candidate)}"
-                    if d.what == "changed"
-                    else f"{call.name}({d.path}) {d.what}",
-                    _span(call, p.text),
-                    _span(other, c.text),
-                    path=f"{call.name}.{d.path}",
-                )
-            )
+            what = (f": {shown(d.production)} → {shown(d.candidate)}" if d.what == "changed"
+                    else f" {d.what}")  # fmt: skip
+            item(f"{call.name}({d.path}){what}", call, other, f"{call.name}.{d.path}")
     for call in left:
-        found.append(
-            evidence(
-                "tool_call",
-                "high",
-                f"extra call {call.name}",
-                candidate=_span(call, c.text),
-                path=call.name,
-            )
-        )
+        item(f"extra call {call.name}", None, call, call.name)
     return found
 
 
