@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from scoring.embedder import whole_words
 from scoring.records import Evidence
 from scoring.signals import (
     code,
@@ -24,9 +25,9 @@ from scoring.signals.parse import parse
 
 
 def load_vocabulary(tokenizer_json: Path) -> frozenset[str]:
-    """The whole words of a WordPiece tokenizer's vocabulary (its `##` pieces left out)."""
+    """The whole words of a WordPiece `tokenizer.json` (for use without an `Embedder`)."""
     model: Any = orjson.loads(tokenizer_json.read_bytes()).get("model", {})
-    return frozenset(w for w in model.get("vocab", {}) if w.isalpha())
+    return whole_words(model.get("vocab", {}))
 
 
 class Detector:
@@ -57,8 +58,12 @@ class Detector:
         found += language.compare(pair)
         if found and found[-1].kind == "language":
             return found  # every word differs; the other prose signals would only echo it
-        found += numbers.compare(pair, prompt)
+        changed_values = numbers.compare(pair, prompt)
+        found += changed_values
         found += negation.compare(pair)
         found += entities.compare(pair, self._vocabulary)
-        found += removals.compare(pair)
+        explained = frozenset(
+            e.production_span for e in changed_values if e.production_span and e.candidate_span
+        )
+        found += removals.compare(pair, explained)
         return found

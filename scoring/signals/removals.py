@@ -23,7 +23,8 @@ COVERED: Final = 0.4
 """Share of a sentence's content words the candidate must state for it to count as kept."""
 
 
-def compare(pair: PairView) -> list[Evidence]:
+def compare(pair: PairView, changed: frozenset[tuple[int, int]] = frozenset()) -> list[Evidence]:
+    """`changed`: production spans of values already reported as changed (not dropped)."""
     if not pair.blocks:
         return []
     p, c = pair.production, pair.candidate
@@ -40,7 +41,8 @@ def compare(pair: PairView) -> list[Evidence]:
         if not mine:
             continue
         worded = len(mine & c_words) / len(mine) >= COVERED
-        stated = [v for v in values(text) if not v.unit_only]
+        stated = [v for v in values(p.prose, [(sentence.start, sentence.end)])
+                  if not v.unit_only and (v.start, v.end) not in changed]  # fmt: skip
         if worded and all(any(v.same(o) for o in c.values) for v in stated):
             continue
         found.append(
