@@ -158,8 +158,11 @@ def score_pair(
     if signals is not None:
         found = evidence_noise.judge(pair.route, signals) if evidence_noise else signals.candidate
         record.evidence = flag_evidence(record.new_flags, pair.candidate.text) + found
-    reasons = [f"flag:{flag}" for flag in record.new_flags]
     least = SEVERITY_RANK[config.detection.queue_severity]
+    reasons = [
+        f"flag:{e.kind}" for e in record.evidence if e.kind in record.new_flags
+        and SEVERITY_RANK[e.severity] >= least
+    ] if signals is not None else [f"flag:{flag}" for flag in record.new_flags]  # fmt: skip
     for kind in dict.fromkeys(
         e.kind for e in record.counted_evidence
         if SEVERITY_RANK[e.severity] >= least and e.kind not in record.new_flags

@@ -9,6 +9,7 @@ from functools import cached_property
 from scoring.records import Evidence, Severity
 from scoring.signals.align import Change, changes
 from scoring.signals.parse import Parsed
+from scoring.signals.quantities import may_state
 
 SIDES = ("production", "candidate")
 
@@ -46,15 +47,23 @@ class PairView:
 
     @cached_property
     def changed_sentences(self) -> dict[str, list[tuple[int, int]]]:
-        """Per side: character spans of the sentences that overlap a changed block."""
+        """Per side: character spans of the sentences that overlap a changed block and may
+        state a value (a digit, a number word, a month...: see `quantities.may_state`)."""
         out: dict[str, list[tuple[int, int]]] = {}
         for name in SIDES:
+            side = self.side(name)
             out[name] = [
-                (s.start, s.end)
-                for s in self.side(name).sentences
+                (s.start, s.end) for s in side.sentences
                 if self.block_at(name, s.start, s.end) is not None
-            ]
+                and may_state(side.tokens[s.first : s.last])
+            ]  # fmt: skip
         return out
+
+    @cached_property
+    def changed_share(self) -> float:
+        """Share of production's tokens inside changed blocks."""
+        total = len(self.production.tokens)
+        return sum(b.p1 - b.p0 for b in self.blocks) / total if total else 1.0
 
     def block_at(self, side: str, start: int, end: int) -> int | None:
         """The changed block that overlaps characters [start, end) of one side, if any."""

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import Final, NamedTuple
 
 _CURLY_APOSTROPHE: Final = "\u2019"
 _WORD: Final = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
 _SENTENCE_END: Final = re.compile(r"(?<=[.!?:])\s+|\n+")
 
 
-@dataclass(frozen=True, slots=True)
-class Token:
+class Token(NamedTuple):
     norm: str
     start: int
     end: int
 
 
-@dataclass(frozen=True, slots=True)
-class Sentence:
+class Sentence(NamedTuple):
     start: int
     end: int
     first: int

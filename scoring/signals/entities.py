@@ -22,21 +22,21 @@ _NOT_NAMES: Final = frozenset({"i", "ok", "am", "pm", *MONTHS, *WEEKDAYS, *(m[:3
 
 def _known(lower: str, vocabulary: frozenset[str]) -> bool:
     """In the vocabulary as it is or in an inflected form (`bake`: only `baked` is there)."""
-    forms = (
-        lower,
-        lower + "s",
-        lower + "d",
-        lower + "ed",
-        lower + "ing",
-        lower[:-1] + "ing",
-        lower[:-1],
-        lower[:-2],
-        lower[:-3],
-    )
+    if lower in vocabulary:
+        return True
+    forms = (lower + "s", lower + "d", lower + "ed", lower + "ing", lower[:-1] + "ing",
+             lower[:-1], lower[:-2], lower[:-3])  # fmt: skip
     return any(form in vocabulary for form in forms if len(form) >= 3)
 
 
 def _is_name(word: str, initial: bool, vocabulary: frozenset[str]) -> bool:
+    if word.islower():  # most words: a name only if too rare for the vocabulary
+        return (
+            len(word) >= 4
+            and not _known(word, vocabulary)
+            and word.isalpha()
+            and (word not in STOPWORDS)
+        )
     lower = word.lower()
     if len(word) < 2 or lower in _NOT_NAMES or lower in STOPWORDS or not word[0].isalpha():
         return False
@@ -44,7 +44,7 @@ def _is_name(word: str, initial: bool, vocabulary: frozenset[str]) -> bool:
         return True
     if word[0].isupper() or any(ch.isupper() for ch in word[1:]):
         return not initial or not _known(lower, vocabulary)
-    return len(word) >= 4 and word.isalpha() and not _known(lower, vocabulary)
+    return False
 
 
 def _names(

@@ -78,7 +78,13 @@ def detect(text: str, toks: list[Token]) -> str | None:
     return None
 
 
+CHANGED: Final = 0.5
+"""A switch of language changes most words; below this share of changed words, no check."""
+
+
 def compare(pair: PairView) -> list[Evidence]:
+    if pair.changed_share < CHANGED:
+        return []
     p, c = pair.production, pair.candidate
     before = detect(p.prose, p.tokens)
     after = detect(c.prose, c.tokens) if before else None

@@ -9,9 +9,10 @@ cost milliseconds per answer, and the worker has a budget of one for every signa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import Final, NamedTuple
+
+from scoring.signals._text import Token
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -145,8 +146,7 @@ _TIME: Final = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Value:
+class Value(NamedTuple):
     """A value stated in an answer: `kind` is number, date or time."""
 
     kind: str
@@ -179,6 +179,25 @@ class Value:
             return bool(shared) and all(a == b for a, b in shared)
         tolerance = 0.051 if self.dimension == "celsius" else 1e-9 * max(1.0, abs(self.amount))
         return abs(self.amount - other.amount) <= tolerance
+
+
+_VALUE_WORDS: Final = frozenset(
+    {*_SMALL, *_TENS, *_SCALES, "noon", "midday", "midnight", "$", "€", "£", "¥",
+     *MONTHS, *(m[:3] for m in MONTHS), *WEEKDAYS, *(w[:3] for w in WEEKDAYS)}
+)  # fmt: skip
+
+
+_TIME_UNITS: Final = frozenset({"day", "week", "month", "year", "hour", "minute", "second"})
+
+
+def may_state(tokens: list[Token]) -> bool:
+    """Whether word tokens could hold a value: a quick test before the regular expressions."""
+    for n, t in enumerate(tokens):
+        if t.norm[0].isdigit() or t.norm in _VALUE_WORDS:
+            return True
+        if t.norm in ONE_UNIT and n + 1 < len(tokens) and tokens[n + 1].norm in _TIME_UNITS:
+            return True
+    return False
 
 
 def word_number(text: str) -> float | None:
@@ -229,15 +248,24 @@ def _normalise(dimension: str, amount: float) -> tuple[str, float]:
     return dimension, amount
 
 
-_DATE_HINT: Final = re.compile(
-    r"\d-\d\d-|\d/\d|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|Mon|Tue|Wed|Thu|Fri|Sat|"
-    r"Sun)[a-z]*\b"
-)
+# Substrings without which a window holds no date, no spelled-out number and no `a day`: a
+# few `in` tests are far cheaper than running the full patterns over every sentence.
+_DATE_HINTS: Final = ("-", "/", *(m[:3] for m in MONTHS), *(w[:3] for w in WEEKDAYS))
+_WORD_HINTS: Final = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "teen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy",
+    "eighty", "ninety", "hundred", "thousand", "million", "billion",
+    *(f"{word} {unit}" for word in ONE_UNIT for unit in ("day", "week", "month", "year", "hour",
+                                                          "minute", "second")),
+)  # fmt: skip
+_NUMBER_START: Final = re.compile(r"[\d$€£¥]")
+_CODE_BEFORE: Final = re.compile(r"(?:usd|eur|gbp|chf|jpy)\s?\Z", re.I)
 
 
 def _dates(text: str, taken: list[tuple[int, int]], start: int, end: int) -> list[Value]:
     values: list[Value] = []
-    if not _DATE_HINT.search(text, start, end):
+    lower = text[start:end].lower()
+    if not any(hint in lower for hint in _DATE_HINTS):
         return values
     for m in _DATE.finditer(text, start, end):
         g = m.groupdict()
@@ -303,12 +331,32 @@ def values(text: str, windows: list[tuple[int, int]] | None = None) -> list[Valu
     return found
 
 
+def _matches(text: str, start: int, end: int) -> list[re.Match[str]]:
+    """`_QUANTITY` matches in a window: anchored at digits and currency signs only, unless
+    the window may spell a number out (then the whole pattern scans it)."""
+    lower = text[start:end].lower()
+    if any(hint in lower for hint in _WORD_HINTS):
+        return list(_QUANTITY.finditer(text, start, end))
+    out = []
+    at = start
+    for candidate in _NUMBER_START.finditer(text, start, end):
+        if candidate.start() < at:
+            continue
+        match = _QUANTITY.match(text, candidate.start(), end)
+        if match:
+            out.append(match)
+            at = match.end()
+    return out
+
+
 def _window(text: str, window_start: int, window_end: int) -> list[Value]:
     taken: list[tuple[int, int]] = []
     found = _dates(text, taken, window_start, window_end)
-    found += _times(text, taken, window_start, window_end)
+    matches = _matches(text, window_start, window_end)
+    if matches or "noon" in text or "mid" in text:
+        found += _times(text, taken, window_start, window_end)
     numbers: list[Value] = []
-    for m in _QUANTITY.finditer(text, window_start, window_end):
+    for m in matches:
         start, end = m.start("num"), m.end()
         if _overlaps(start, end, taken) or _joined_to_identifier(text, start):
             continue
@@ -319,25 +367,19 @@ def _window(text: str, window_start: int, window_end: int) -> list[Value]:
         if amount is None:
             continue
         currency, unit = m.group("cur"), m.group("unit")
+        code = None if currency else _CODE_BEFORE.search(text, max(0, start - 4), start)
+        if code:
+            currency, start = code.group(), code.start()
         if currency:
             dimension, factor = _unit(currency.strip())
-            start = m.start()
+            start = min(start, m.start())
         elif unit:
             dimension, factor = _unit(unit)
         else:
             dimension, factor = "count", 1.0
         dimension, amount = _normalise(dimension, amount * factor)
-        numbers.append(
-            Value(
-                "number",
-                dimension,
-                amount,
-                text=text[start:end].strip(),
-                start=start,
-                end=end,
-                factor=factor,
-            )
-        )
+        numbers.append(Value("number", dimension, amount, text=text[start:end].strip(),
+                             start=start, end=end, factor=factor))  # fmt: skip
     _share_units(text, numbers)
     found.extend(numbers)
     found.sort(key=lambda v: v.start)
