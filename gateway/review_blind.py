@@ -64,7 +64,9 @@ def _answer(exchange: dict[str, Any], flags: list[str]) -> dict[str, Any]:
 def evidence(score: dict[str, Any], candidate_side: str) -> list[str]:
     """Why the item was queued and what was flagged, per letter."""
     letters = sides(candidate_side)
-    out = [r for r in score.get("reasons") or [] if not str(r).startswith("flag:")]
+    # Flags are rephrased per letter below; the LLM judge's opinion is left out (it would
+    # lead the reviewer, and blind mode exists to get an unled choice).
+    out = [r for r in score.get("reasons") or [] if not str(r).startswith(("flag:", "judge:"))]
     for letter in ("A", "B"):
         for flag in score.get(f"{letters[letter]}_flags") or []:
             phrase = _PAIR_FLAGS.get(flag) or _FLAG_PHRASES.get(flag, "{side}: " + flag)
