@@ -2,9 +2,10 @@
 deterministically, from plain heuristics on the two answers in it, so tests and the demo have
 a judge without a network.
 
-A stand-in, not a model: it notices refusals, cut-off answers, changed JSON and code, values
-(numbers with their units, times) that production gave and the candidate dropped or changed,
-and a flipped negation or obligation. Anything else is acceptable.
+A stand-in, not a model: it notices refusals, changed tool calls, JSON and code (read with
+the signals' parser, as a model would read them), cut-off answers, values (numbers with their
+units, times) that production gave and the candidate dropped or changed, and a flipped
+negation or obligation. Anything else is acceptable.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Final
 import orjson
 
 from scoring.llm_judge.prompt import blocks_of
+from scoring.signals.parse import MISSING, Parsed, parse
 
 _REFUSAL: Final = re.compile(
     r"\b(I(?:'m| am) (?:sorry|afraid|unable|not able)|I can(?:'|no)t (?:help|assist|provide)"
@@ -48,7 +50,6 @@ _WORD: Final = re.compile(r"[a-z]+(?:'[a-z]+)?|%|\d+(?:\.\d+)?", re.I)
 _NEGATIONS: Final = frozenset(["not", "no", "never", "cannot", "without", "nothing", "none", "nor"])
 _STRONG: Final = frozenset(["must", "required", "mandatory", "always", "compulsory", "need"])
 _WEAK: Final = frozenset(["may", "might", "optional", "can", "could"])
-_FENCE: Final = re.compile(r"```[^\n]*\n(.*?)```", re.S)
 
 
 def _spelled(text: str) -> str:
@@ -99,6 +100,16 @@ def _negations(words: list[str]) -> int:
     return sum(1 for w in words if w in _NEGATIONS or w.endswith("n't"))
 
 
+def _calls(parsed: Parsed) -> list[bytes]:
+    calls = [orjson.dumps([c.name, c.arguments], option=orjson.OPT_SORT_KEYS)
+             for c in parsed.tool_calls]  # fmt: skip
+    return sorted(calls)
+
+
+def _code(parsed: Parsed) -> list[str]:
+    return ["".join(block.code.split()) for block in parsed.code]
+
+
 def _verdict(production: str, candidate: str) -> tuple[str, str]:
     prod, cand = production.strip(), candidate.strip()
     prod_refuses, cand_refuses = (
@@ -109,18 +120,19 @@ def _verdict(production: str, candidate: str) -> tuple[str, str]:
         return "regression", "the candidate refuses or says nothing where production answered"
     if prod_refuses and not cand_refuses:
         return "improvement", "the candidate answers where production refused"
-    try:
-        prod_doc, cand_doc = orjson.loads(prod), orjson.loads(cand)
-    except orjson.JSONDecodeError:
-        prod_doc = cand_doc = None
-    if prod_doc is not None:
-        if prod_doc == cand_doc:
+    # Structure as the judge would read it: tool calls (streamed deltas joined), JSON, code.
+    prod_parsed, cand_parsed = parse(prod), parse(cand)
+    if prod_parsed.tool_calls or cand_parsed.tool_calls:
+        if _calls(prod_parsed) == _calls(cand_parsed):
+            return "acceptable", "the same tool calls"
+        return "regression", "a tool call or its arguments changed"
+    if prod_parsed.document is not MISSING:
+        if prod_parsed.document == cand_parsed.document:
             return "acceptable", "the same JSON"
         return "regression", "a value in the JSON answer changed"
-    if [" ".join(b.split()) for b in _FENCE.findall(prod)] != [
-        " ".join(b.split()) for b in _FENCE.findall(cand)
-    ]:
+    if _code(prod_parsed) != _code(cand_parsed):
         return "regression", "the code in the answer changed"
+    prod, cand = prod_parsed.prose.strip(), cand_parsed.prose.strip()
     if prod[-1:] in ".!?)" and cand[-1:] not in ".!?)\"'`" and len(cand) < len(prod):
         return "regression", "the candidate's answer stops mid-sentence"
     lost = _values(prod) - _values(cand)
