@@ -284,9 +284,14 @@ class ScoringWorker:
         detector = self._detector
         if detector is None:
             return [None] * len(pairs)
-        return await asyncio.to_thread(
-            lambda: [signals_of(p, detector=detector, flagger=self._flagger) for _, p in pairs]
-        )
+        return await asyncio.to_thread(lambda: [self._signals_of(p, detector) for _, p in pairs])
+
+    def _signals_of(self, pair: PairRecord, detector: Detector) -> PairSignals | None:
+        try:
+            return signals_of(pair, detector=detector, flagger=self._flagger)
+        except Exception:  # a signal's bug must not cost the pair its score
+            log.exception("worker: signals failed on pair %s", pair.id)
+            return None
 
     async def _embed(
         self, pairs: list[tuple[str, PairRecord]]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scoring.embedder import default_tokenizer_path
 from scoring.records import Evidence
@@ -151,3 +153,18 @@ def test_a_value_taken_from_the_prompt_is_not_new(detector: Detector) -> None:
 )
 def test_quantities_are_normalised(text: str, expected: list[tuple[str, float]]) -> None:
     assert [(v.dimension, v.amount) for v in values(text)] == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    production=st.text(alphabet=st.sampled_from(list("ab1 .,:-$%°{}[]\"'`\nxMay")), max_size=80),
+    candidate=st.text(alphabet=st.sampled_from(list("ab2 .,:-€%°{}[]\"'`\nyJun")), max_size=80),
+)
+def test_any_pair_of_texts_gives_evidence_inside_both_answers(
+    production: str, candidate: str
+) -> None:
+    detector = Detector(vocabulary=frozenset({"a", "b"}))
+    for item in detector.compare(production, candidate, wants_json=True):
+        for span, text in ((item.production_span, production), (item.candidate_span, candidate)):
+            assert span is None or 0 <= span[0] <= span[1] <= len(text)
+    assert detector.compare(production, production) == []

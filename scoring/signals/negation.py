@@ -12,64 +12,19 @@ from typing import Final
 
 from scoring.records import Evidence
 from scoring.signals._pair import PairView, evidence
-from scoring.signals._text import Sentence, Token, content
+from scoring.signals._text import Sentence, Token, content, word_set
 
-NEGATIONS: Final = frozenset(
-    [
-        "not",
-        "no",
-        "never",
-        "cannot",
-        "without",
-        "none",
-        "nothing",
-        "nobody",
-        "neither",
-        "nor",
-        "avoid",
-        "avoiding",
-        "excluded",
-        "excludes",
-        "exclude",
-        "forbidden",
-        "prohibited",
-        "banned",
-        "unsafe",
-        "unavailable",
-        "impossible",
-        "refrain",
-        "nowhere",
-    ]
+NEGATIONS: Final = word_set(
+    "not no never cannot without none nothing nobody neither nor avoid avoiding excluded "
+    "excludes exclude forbidden prohibited banned unsafe unavailable impossible refrain "
+    "nowhere"
 )
-STRONG: Final = frozenset(
-    [
-        "must",
-        "required",
-        "require",
-        "requires",
-        "mandatory",
-        "compulsory",
-        "obligatory",
-        "always",
-        "shall",
-        "necessary",
-        "essential",
-    ]
+STRONG: Final = word_set(
+    "must required require requires mandatory compulsory obligatory always shall necessary "
+    "essential"
 )
-WEAK: Final = frozenset(
-    [
-        "may",
-        "might",
-        "can",
-        "could",
-        "optional",
-        "optionally",
-        "ideally",
-        "welcome",
-        "recommended",
-        "possibly",
-        "perhaps",
-    ]
+WEAK: Final = word_set(
+    "may might can could optional optionally ideally welcome recommended possibly perhaps"
 )
 ADVICE: Final = frozenset(["should", "ought"])
 CUES: Final = NEGATIONS | STRONG | WEAK | ADVICE | {"need", "needs", "have", "has", "to"}

@@ -22,6 +22,8 @@ from scoring.signals.quantities import Value, values
 _FENCE: Final = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _JSON_FENCE: Final = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n?```\s*$", re.S)
 _DECODER: Final = json.JSONDecoder()
+PROSE_LIMIT: Final = 20_000
+"""Characters of prose the signals read: bounds their cost on a runaway answer."""
 
 
 class _Missing:
@@ -165,4 +167,4 @@ def parse(text: str | None) -> Parsed:
             code.append(CodeBlock(match.group(1).lower(), match.group(2), match.start(2)))
             _blank(chars, match.start(), match.end())
     prose = "".join(chars) if chars is not None else text
-    return Parsed(text=text, prose=prose, tool_calls=calls, code=code)
+    return Parsed(text=text, prose=prose[:PROSE_LIMIT], tool_calls=calls, code=code)

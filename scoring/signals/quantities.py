@@ -109,24 +109,13 @@ _QUANTITY: Final = re.compile(
 )
 _UNIT_RES: Final = tuple((re.compile(rf"(?:{p})\Z", re.I), dim, f) for p, dim, f in _UNITS)
 
-MONTHS: Final = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-]
+MONTHS: Final = _words(
+    "january february march april may june july august september october november december"
+)
 _MONTH_ALTS: Final = "|".join(
     [m.capitalize() for m in MONTHS] + [m[:3].capitalize() + r"\.?" for m in MONTHS if m != "may"]
 )
-WEEKDAYS: Final = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: Final = _words("monday tuesday wednesday thursday friday saturday sunday")
 _WEEKDAY_ALTS: Final = "|".join(w.capitalize() for w in WEEKDAYS)
 _DATE: Final = re.compile(
     rf"(?=\b[\dA-Z])(?:(?P<iso>\b(?P<iy>\d{{4}})-(?P<im>\d{{2}})-(?P<id>\d{{2}}))"
