@@ -40,9 +40,11 @@ from gateway.constants import (
 from gateway.records import PairRecord
 from gateway.redis_client import raise_if_cancelled
 from scoring.aggregates import aggregate_fields
-from scoring.divergence import Flagger, NoiseFloor, priority, score_pair
+from scoring.divergence import Flagger, NoiseFloor, priority, score_pair, signals_of
 from scoring.embedder import Embedder
 from scoring.records import ReviewItem, ScoreRecord
+from scoring.signals.detect import Detector
+from scoring.signals.gate import EvidenceNoise, PairSignals
 
 log = logging.getLogger("shadowgate.worker")
 
@@ -142,6 +144,9 @@ class ScoringWorker:
         self._noise = NoiseFloor(
             window=config.scoring.noise_window, quantile=config.scoring.noise_quantile
         )
+        detection = config.scoring.detection
+        self._detector = Detector(vocabulary=embedder.vocabulary()) if detection.enabled else None
+        self._evidence_noise = EvidenceNoise(detection)
         self._commit = redis.register_script(_COMMIT)
         self._claim = redis.register_script(_CLAIM)
         self._dead_letter_script = redis.register_script(_DEAD_LETTER)
@@ -232,7 +237,8 @@ class ScoringWorker:
         if not pairs:
             return
         try:
-            vectors = await self._embed(pairs)
+            # The signals run in a thread beside the embedding (onnxruntime releases the GIL).
+            vectors, signals = await asyncio.gather(self._embed(pairs), self._signals(pairs))
             scores = [
                 score_pair(
                     pair,
@@ -240,6 +246,8 @@ class ScoringWorker:
                     config=self._config,
                     flagger=self._flagger,
                     noise_floor=self._noise,
+                    signals=signals[n],
+                    evidence_noise=self._evidence_noise,
                 )
                 for n, (_, pair) in enumerate(pairs)
             ]
@@ -250,6 +258,14 @@ class ScoringWorker:
             return
         for (entry_id, pair), score in zip(pairs, scores, strict=True):
             await self._write(entry_id, pair, score)
+
+    async def _signals(self, pairs: list[tuple[str, PairRecord]]) -> list[PairSignals | None]:
+        detector = self._detector
+        if detector is None:
+            return [None] * len(pairs)
+        return await asyncio.to_thread(
+            lambda: [signals_of(p, detector=detector, flagger=self._flagger) for _, p in pairs]
+        )
 
     async def _embed(
         self, pairs: list[tuple[str, PairRecord]]

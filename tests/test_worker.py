@@ -144,6 +144,9 @@ async def test_a_batch_that_keeps_failing_is_dead_lettered_after_max_attempts(
         def embed(self, texts: list[str]) -> Any:
             raise RuntimeError("model exploded")
 
+        def vocabulary(self) -> frozenset[str]:
+            return frozenset()
+
     worker = ScoringWorker(config=config(), redis=redis, embedder=Broken(), consumer="w")  # type: ignore[arg-type]
     await worker.ensure_groups()
     await publish(redis, [pair(1, "x")])
@@ -172,3 +175,28 @@ async def test_aggregates_reach_the_gateway_metrics(
     assert 'shadowgate_flags_total{flag="refusal"} 1.0' in text
     assert "shadowgate_review_queue_depth 1.0" in text
     assert "shadowgate_divergence_excess_bucket" in text
+
+
+async def test_a_changed_dose_is_queued_with_its_evidence_above_embedding_only_divergence(
+    redis: Any, embedder: Embedder
+) -> None:
+    worker = ScoringWorker(config=config(), redis=redis, embedder=embedder, consumer="w1")
+    await worker.ensure_groups()
+    dose = "Adults can take 500 mg to 1 g every 4 to 6 hours, at most 4 g a day."
+    records = [
+        PairRecord(
+            id="dose", ts=0.0, route="/v1/chat/completions",
+            production=Exchange(status=200, text=dose),
+            candidate=Exchange(status=200, text=dose.replace("500 mg", "5 g")),
+        ),
+        pair(3, "Our refund policy does not cover damaged items."),
+    ]  # fmt: skip
+    await publish(redis, records)
+    await drain(worker)
+    review = await redis.xrange(PREFIX + "review")
+    items = {i.pair.id: i for i in (ReviewItem.from_json(f[b"data"]) for _, f in review)}
+    assert set(items) == {"dose", "pair-3"}
+    evidence = items["dose"].score.evidence
+    assert [(e.kind, e.production, e.candidate) for e in evidence] == [("number", "500 mg", "5 g")]
+    assert items["dose"].score.reasons == ["evidence:number"]
+    assert items["dose"].priority > items["pair-3"].priority
