@@ -126,8 +126,15 @@ async def test_killed_worker_entries_are_claimed_by_another_and_scored_once(
     # The first worker reads a batch and dies before acknowledging any of it.
     taken = await crashed.next_batch(block_ms=50)
     assert len(taken) == 6
-    await drain(survivor, rounds=1)
-    assert await scores(redis) == []  # not idle long enough to be claimed yet
+    # A worker whose idle threshold has not passed leaves them alone.
+    patient_config = parse_config(
+        {**BASE, "scoring": {**BASE["scoring"], "claim_idle_ms": 60_000}}, env={}
+    )
+    patient = ScoringWorker(
+        config=patient_config, redis=redis, embedder=embedder, consumer="patient"
+    )
+    await drain(patient, rounds=1)
+    assert await scores(redis) == []
     await asyncio.sleep(0.3)
     await drain(survivor)
     assert sorted(s.pair_id for s in await scores(redis)) == [f"pair-{i}" for i in range(6)]
