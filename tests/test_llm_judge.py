@@ -20,8 +20,11 @@ from gateway.simulator import PROFILES, SimProfile, start
 from scoring.aggregates import load_snapshot, metric_families
 from scoring.embedder import Embedder
 from scoring.llm_judge.stage import JudgeStage, open_judge
-from scoring.records import ReviewItem, ScoreRecord
+from scoring.records import JudgeVerdict, ReviewItem, ScoreRecord
 from scoring.worker import ScoringWorker
+from tests.conftest import RigFactory
+from tests.test_review import TOKEN, claim
+from tests.test_review_evidence import enqueue_items
 
 PREFIX = "shadowgate:"
 DOSE = "Adults can take 500 mg to 1 g every 4 to 6 hours, at most 4 g a day."
@@ -246,3 +249,23 @@ async def until(read: Callable[[], Any], value: Any, timeout_s: float = 20.0) ->
     while await read() != value:
         assert loop.time() < deadline, f"still not {value!r}"
         await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("mode", ["standard", "blind"])
+async def test_reviewers_see_the_judges_verdict_except_in_blind_mode(
+    make_rig: RigFactory, mode: str
+) -> None:
+    rig = await make_rig(control={"reviewer_token": TOKEN}, review={"mode": mode})
+    (pair,) = dose_pairs(1)
+    verdict = JudgeVerdict(label="regression", reason="dose 500 mg -> 5 g", model="judge-model")
+    score = ScoreRecord(pair_id=pair.id, ts=0.0, route=pair.route, queued=True, judge=verdict,
+                        reasons=["judge:regression"])  # fmt: skip
+    await enqueue_items(rig, [ReviewItem(pair=pair, score=score, priority=5.0)])
+    status, item = await claim(rig, "ann")
+    assert status == 200
+    if mode == "standard":
+        assert item["score"]["judge"] == verdict.model_dump(mode="json", exclude_none=True)
+        page = await (await rig.control.get("/review/")).text()
+        assert 'id="judge"' in page
+    else:  # an unled choice: neither the verdict nor the reason it queued the pair
+        assert "judge" not in orjson.dumps(item).decode()
