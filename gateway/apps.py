@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import control, review_api
+from gateway.http_log import server_log
 from gateway.runtime import GATEWAY_KEY, Gateway
 
 
@@ -16,13 +17,17 @@ def build_data_server(gateway: Gateway) -> web.Server:
     Request bodies are not decompressed: they go upstream as sent, with their own
     Content-Encoding and Content-Length. Needs a running event loop."""
     return web.Server(
-        gateway.proxy.handle, handler_cancellation=True, access_log=None, auto_decompress=False
+        gateway.proxy.handle,
+        handler_cancellation=True,
+        access_log=None,
+        auto_decompress=False,
+        logger=server_log,
     )
 
 
 def build_control_app(gateway: Gateway) -> web.Application:
     """The control-plane app: health, metrics, admin (and later review) routes."""
-    app = web.Application()
+    app = web.Application(handler_args={"logger": server_log})
     app[GATEWAY_KEY] = gateway
     control.add_routes(app)
     review_api.add_routes(app)

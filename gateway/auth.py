@@ -35,18 +35,26 @@ def http_error(
     )
 
 
-def _bearer(request: web.Request) -> str | None:
+def bearer_token(request: web.Request) -> str | None:
+    """The request's bearer token, if it carries one."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     return token if scheme.lower() == "bearer" and token else None
+
+
+def token_matches(token: str, expected: SecretStr) -> bool:
+    """Constant-time comparison. aiohttp turns undecodable header bytes into surrogates: they
+    are compared as the bytes that arrived, so such a token is wrong, never an error."""
+    given = token.encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(given, expected.get_secret_value().encode())
 
 
 def check_token(request: web.Request, expected: SecretStr | None, *, what: str) -> None:
     """Raise 401/403 unless the request carries the expected bearer token."""
     if expected is None:
         raise http_error(403, f"{what} API disabled: no {what} token is configured")
-    token = _bearer(request)
+    token = bearer_token(request)
     if token is None:
         raise http_error(401, "missing bearer token", {"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
+    if not token_matches(token, expected):
         raise http_error(403, f"not a valid {what} token")

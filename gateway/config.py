@@ -35,6 +35,7 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _UNIT_KEY = re.compile(r"^(auth|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|body:[A-Za-z0-9_-]+)$")
 
 
@@ -106,9 +107,25 @@ class UpstreamConfig(_Model):
         return str(url).rstrip("/")
 
 
+class CandidateConfig(UpstreamConfig):
+    credential_headers: list[str] = Field(
+        default_factory=list,
+        description="request headers that carry a user's credentials, never sent to the "
+        "candidate, on top of the built-in ones (Authorization, api-key, Cookie, ...)",
+    )
+
+    @field_validator("credential_headers")
+    @classmethod
+    def _check_header_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a header name")
+        return value
+
+
 class UpstreamsConfig(_Model):
     production: UpstreamConfig
-    candidate: UpstreamConfig | None = None
+    candidate: CandidateConfig | None = None
 
 
 class TrafficConfig(_Model):

@@ -213,7 +213,7 @@ class ProxyHandler:
             forwarded_proto=request.scheme,
             request_id=request_id,
             authorization=upstream.authorization,
-            strip_authorization=arm == ARM_CANARY,
+            strip=upstream.strip_headers,
         )
         return await upstream.client.request(
             request.method,

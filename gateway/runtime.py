@@ -25,6 +25,7 @@ from gateway.constants import (
     KEY_REVIEW,
     KEY_TRAFFIC,
 )
+from gateway.headers import credential_headers
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
 from gateway.proxy import ProxyHandler
@@ -53,7 +54,13 @@ class Gateway:
         self.production = Upstream(name="production", config=config.upstreams.production)
         candidate_config = config.upstreams.candidate
         self.candidate = (
-            Upstream(name="candidate", config=candidate_config) if candidate_config else None
+            Upstream(
+                name="candidate",
+                config=candidate_config,
+                strip_headers=credential_headers(candidate_config.credential_headers),
+            )
+            if candidate_config
+            else None
         )
         # Mirrors get a pool of their own so they can never take the user's connections.
         self.shadow_pool = (
