@@ -33,6 +33,8 @@ SHADOW_DROPPED_TOO_LARGE: Final = "dropped_too_large"
 SHADOW_DROPPED_CIRCUIT_OPEN: Final = "dropped_circuit_open"
 SHADOW_FAILED: Final = "failed"
 SHADOW_TIMEOUT: Final = "timeout"
+# The candidate's answer ran past `capture.max_bytes`: read that far, then its connection closed.
+SHADOW_TRUNCATED: Final = "truncated"
 
 # Default routes that are mirrored: the OpenAI text-generation endpoints.
 DEFAULT_SHADOW_PATHS: Final = (

@@ -28,6 +28,7 @@ from gateway.constants import (
     SHADOW_FAILED,
     SHADOW_SENT,
     SHADOW_TIMEOUT,
+    SHADOW_TRUNCATED,
 )
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
@@ -268,9 +269,16 @@ class ShadowDispatcher:
                     content_encoding = response.headers.get("Content-Encoding")
                     async for chunk in response.content.iter_any():
                         capture.feed(chunk)
-        except TimeoutError:
+                        if capture.truncated:
+                            # The rest would be read only to be thrown away, on the loop the
+                            # users share: the connection is closed instead of drained.
+                            response.close()
+                            break
+        except TimeoutError as exc:
+            _forget_tracebacks(exc)
             return self._failed(status, started, ttfb_ms, "timeout"), SHADOW_TIMEOUT
         except (aiohttp.ClientError, OSError) as exc:
+            _forget_tracebacks(exc)
             if breaker is not None and status is None:
                 breaker.record(refused=isinstance(exc, aiohttp.ClientConnectorError))
             error = f"{type(exc).__name__}: {exc}"[:300]
@@ -284,7 +292,9 @@ class ShadowDispatcher:
             latency_ms=(time.perf_counter() - started) * 1000,
             ttfb_ms=ttfb_ms,
         )
-        return captured, SHADOW_FAILED if status >= 500 else SHADOW_SENT
+        if status >= 500:
+            return captured, SHADOW_FAILED
+        return captured, SHADOW_TRUNCATED if capture.truncated else SHADOW_SENT
 
     @staticmethod
     def _failed(status: int | None, started: float, ttfb_ms: float | None, error: str) -> Captured:
@@ -299,6 +309,24 @@ class ShadowDispatcher:
             ttfb_ms=ttfb_ms,
             error=error,
         )
+
+
+def _forget_tracebacks(exc: BaseException) -> None:
+    """Drop the tracebacks of a failed call's exception chain.
+
+    aiohttp keeps the exception on the response's stream, and its traceback holds the frames
+    that held that response (ours and the protocol's `connection_lost`): a reference cycle
+    per failed mirror, with its socket and capture buffer, left for the full collections
+    that paused the loop for tens of milliseconds. Only the message is kept.
+    """
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is not None and id(current) not in seen:
+            seen.add(id(current))
+            current.__traceback__ = None
+            pending += (current.__cause__, current.__context__)
 
 
 def _model_name(document: Any) -> str | None:
