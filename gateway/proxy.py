@@ -31,6 +31,7 @@ from gateway.errors import UpstreamError, UpstreamTimeout
 from gateway.headers import response_headers, shadow_request_headers, upstream_request_headers
 from gateway.metrics import Metrics
 from gateway.prompt_features import prompt_features
+from gateway.request_target import origin_form
 from gateway.shadow import Captured, MirrorRequest, ShadowDispatcher, ShadowJob
 from gateway.traffic import TrafficState
 from gateway.upstream import Upstream
@@ -93,6 +94,14 @@ class ProxyHandler:
         if expect := request.headers.get(hdrs.EXPECT):
             await _answer_expect(request, expect)
         request_id = request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
+        if not request.raw_path.startswith("/"):
+            normalised = origin_form(request, self._metrics)
+            if normalised is None:
+                return error_response(
+                    400, "the request target must be a path", "invalid_request_target",
+                    arm=ARM_PRODUCTION, request_id=request_id,
+                )  # fmt: skip
+            request = normalised
         try:
             body = await self._read_small_body(request)
         except asyncio.IncompleteReadError:
