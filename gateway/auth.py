@@ -24,6 +24,20 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
 
 
+async def json_object(request: web.Request, *, empty_ok: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 that says what is wrong with it."""
+    raw = await request.read()
+    if empty_ok and not raw.strip():
+        return {}
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise http_error(400, f"body must be a JSON object; it is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise http_error(400, f"body must be a JSON object, not a JSON {type(value).__name__}")
+    return value
+
+
 def http_error(
     status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.HTTPException:

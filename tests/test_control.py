@@ -96,3 +96,24 @@ async def test_put_traffic_with_redis_down_is_a_503(make_rig: RigFactory, tmp_pa
     assert rig.gateway.traffic.current.split.shadow_percent == 0
     resp = await rig.control.get("/readyz")
     assert orjson.loads(await resp.read())["redis"] == "down"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"steps=5,20", "application/x-www-form-urlencoded", "it is not JSON"),
+        (b'{"steps": [5, 20]', "application/json", "it is not JSON"),
+        (b"[5, 20]", "application/json", "not a JSON list"),
+    ],
+    ids=["form", "truncated", "list"],
+)
+async def test_rollout_start_with_a_body_that_is_not_a_json_object_is_a_400(
+    make_rig: RigFactory, body: bytes, content_type: str, message: str
+) -> None:
+    rig = await make_rig()
+    resp = await rig.control.post(
+        "/admin/rollout/start", data=body, headers={**ADMIN, "Content-Type": content_type}
+    )
+    assert resp.status == 400
+    assert message in orjson.loads(await resp.read())["error"]["message"]
+    assert (await rig.gateway.rollout.state()).status != "running"
