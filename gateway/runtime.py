@@ -131,6 +131,7 @@ class Gateway:
         for upstream in self.upstreams():
             await upstream.open()
         await self.traffic.seed()
+        await self._check_redis()
         try:
             await self.review.ensure_group()
         except (RedisError, OSError) as exc:
@@ -144,8 +145,20 @@ class Gateway:
         self.ready = True
         return self
 
+    async def _check_redis(self) -> None:
+        """Set `redis_up` from a PING, so that it says the truth before the first publish."""
+        try:
+            await self.redis.ping()
+        except (RedisError, OSError) as exc:
+            raise_if_cancelled()
+            log.warning("redis unavailable at start: %s", exc)
+            self.metrics.redis_up.set(0)
+        else:
+            self.metrics.redis_up.set(1)
+
     async def _refresh_scoring(self, every_s: float = 2.0) -> None:
-        """Copy the workers' aggregates from Redis for /metrics (collectors cannot await)."""
+        """Copy the workers' aggregates from Redis for /metrics (collectors cannot await);
+        whether that worked keeps `redis_up` current while no pair is published."""
         prefix = self.config.redis.key_prefix
         while True:
             try:
@@ -156,6 +169,9 @@ class Gateway:
             except (RedisError, OSError) as exc:
                 raise_if_cancelled()
                 log.debug("scoring metrics refresh failed: %s", exc)
+                self.metrics.redis_up.set(0)
+            else:
+                self.metrics.redis_up.set(1)
             await asyncio.sleep(every_s)
 
     async def __aexit__(

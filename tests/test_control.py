@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
@@ -117,3 +119,14 @@ async def test_rollout_start_with_a_body_that_is_not_a_json_object_is_a_400(
     assert resp.status == 400
     assert message in orjson.loads(await resp.read())["error"]["message"]
     assert (await rig.gateway.rollout.state()).status != "running"
+
+
+@pytest.mark.parametrize("redis_alive", [True, False], ids=["redis_up", "redis_down"])
+async def test_redis_up_reflects_the_connection_before_any_publish(
+    make_rig: RigFactory, tmp_path: Path, redis_alive: bool
+) -> None:
+    rig = await make_rig(redis_at=None if redis_alive else f"unix://{tmp_path}/none.sock")
+    resp = await rig.control.get("/metrics")
+    text = await resp.text()
+    assert f"shadowgate_redis_up {1.0 if redis_alive else 0.0}" in text
+    assert rig.metric("shadowgate_pairs_published_total") == 0
