@@ -267,13 +267,18 @@ class ShadowDispatcher:
                     status = response.status
                     content_type = response.headers.get("Content-Type")
                     content_encoding = response.headers.get("Content-Encoding")
-                    async for chunk in response.content.iter_any():
-                        capture.feed(chunk)
-                        if capture.truncated:
-                            # The rest would be read only to be thrown away, on the loop the
-                            # users share: the connection is closed instead of drained.
-                            response.close()
-                            break
+                    if _useless_past_cap(response, self._capture_limit):
+                        # A JSON document cut at the cap cannot be parsed: not worth a byte.
+                        capture.truncated = True
+                    else:
+                        async for chunk in response.content.iter_any():
+                            capture.feed(chunk)
+                            if capture.truncated:
+                                break
+                    if capture.truncated:
+                        # The rest would be read only to be thrown away, on the loop the
+                        # users share: the connection is closed instead of drained.
+                        response.close()
         except TimeoutError as exc:
             _forget_tracebacks(exc)
             return self._failed(status, started, ttfb_ms, "timeout"), SHADOW_TIMEOUT
@@ -309,6 +314,13 @@ class ShadowDispatcher:
             ttfb_ms=ttfb_ms,
             error=error,
         )
+
+
+def _useless_past_cap(response: aiohttp.ClientResponse, limit: int) -> bool:
+    """Whether the answer says it is larger than the capture and only its whole is of use:
+    any declared length over the cap, except an event stream (its first events are text)."""
+    length = response.content_length
+    return length is not None and length > limit and response.content_type != "text/event-stream"
 
 
 def _forget_tracebacks(exc: BaseException) -> None:

@@ -31,27 +31,30 @@ MIB = 1 << 20
 
 
 class Flood:
-    """Answers 200 with a `total`-byte chunked JSON body, written until done or cut off;
-    `written` holds, per answer, how many body bytes it got to write."""
+    """Answers 200 with a `total`-byte JSON body, chunked or of declared length, written
+    until done or cut off; `written` holds, per answer, how many body bytes it got to write."""
 
-    def __init__(self, total: int = 20 * MIB, chunk: int = 64 * 1024) -> None:
+    def __init__(self, total: int = 20 * MIB, *, chunked: bool = True) -> None:
         self.total = total
-        self.piece = b"%x\r\n%s\r\n" % (chunk, b"x" * chunk)
-        self.chunk = chunk
+        self.chunked = chunked
+        self.chunk = 64 * 1024
+        data = b"x" * self.chunk
+        self.piece = b"%x\r\n%s\r\n" % (self.chunk, data) if chunked else data
         self.written: list[int] = []
 
     async def __call__(self, writer: asyncio.StreamWriter) -> None:
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n"
+        framing = (
+            b"Transfer-Encoding: chunked" if self.chunked else b"Content-Length: %d" % (self.total)
         )
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n%s\r\n\r\n" % framing)
         written = 0
         try:
             while written < self.total:
                 writer.write(self.piece)
                 await writer.drain()
                 written += self.chunk
-            writer.write(b"0\r\n\r\n")
+            if self.chunked:
+                writer.write(b"0\r\n\r\n")
             await writer.drain()
         finally:
             self.written.append(written)
@@ -67,8 +70,11 @@ async def cut_mid_stream(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
-async def test_flooding_candidate_is_read_to_the_cap_and_cut_off(make_rig: RigFactory) -> None:
-    flood = Flood()
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content_length"])
+async def test_flooding_candidate_is_read_to_the_cap_and_cut_off(
+    make_rig: RigFactory, chunked: bool
+) -> None:
+    flood = Flood(chunked=chunked)
     candidate = await RawUpstream(flood).start()
     try:
         rig = await make_rig(
