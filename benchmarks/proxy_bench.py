@@ -61,6 +61,8 @@ class Plan:
     ttfb_count: int
     rss_requests: int
     quiet_wait_s: float
+    misbehaving_s: float
+    misbehaving_rounds: int
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
@@ -73,6 +75,8 @@ class Plan:
                 ttfb_count=100,
                 rss_requests=10_000,
                 quiet_wait_s=3,
+                misbehaving_s=1.5,
+                misbehaving_rounds=3,
             )
         return cls(
             latency_s=10,
@@ -82,6 +86,8 @@ class Plan:
             ttfb_count=300,
             rss_requests=50_000,
             quiet_wait_s=20,
+            misbehaving_s=3,
+            misbehaving_rounds=6,
         )
 
 
@@ -98,7 +104,7 @@ class Gateway:
         return psutil.Process(self.child.process.pid)
 
     def wait_ready(self) -> None:
-        self.child.wait_ready(f"http://127.0.0.1:{self.control}/readyz", timeout_s=30)
+        self.child.wait_ready(f"http://127.0.0.1:{self.control}/readyz", timeout_s=90)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of one metric's samples whose labels include `labels`."""
@@ -115,7 +121,7 @@ class Gateway:
         return total
 
     def shadow_outcomes(self) -> dict[str, float]:
-        outcomes = ("sent", "dropped_saturated", "failed", "timeout")
+        outcomes = ("sent", "dropped_saturated", "failed", "timeout", "truncated")
         return {o: self.metric("shadowgate_shadow_total", outcome=o) for o in outcomes}
 
     def set_shadow_percent(self, percent: float) -> None:
@@ -212,12 +218,15 @@ class Setup:
     hung: Gateway  # shadow 100%, candidate hung
     gw_sim: Gateway  # production: the fast simulator
     gw_paced: Gateway  # production: the paced simulator
+    flood: Gateway  # shadow 100%, the candidate answers 20 MiB
+    cut: Gateway  # shadow 100%, the candidate closes mid-stream
 
 
 def start_all(bench: Bench, nginx_path: str) -> Setup:
     bench.redis = EmbeddedRedis(state_dir=bench.workdir / "redis", persist=False)
     bench.redis.start()
     origin, hung, floor = free_port(), free_port(), free_port()
+    flood, cut = free_port(), free_port()
     sim, sim_candidate, paced, paced_floor = free_port(), free_port(), free_port(), free_port()
     same_worker, proxy = free_port(), free_port()
     origin_nginx = Nginx(
@@ -240,6 +249,7 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         "floor", paced_floor, f"--upstream=http://127.0.0.1:{paced}", name="floor-paced"
     )
     hung_child = bench.peer("hung", hung)
+    flood_child, cut_child = bench.peer("flood", flood), bench.peer("cut", cut)
     paced_child = bench.peer("paced", paced, f"--tokens-per-s={PACED_TOKENS_S}")
     sims = [
         (
@@ -248,6 +258,18 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         )
         for port in (sim, sim_candidate)
     ]
+    # The upstreams first, then the gateways: started all at once on a busy machine, a dozen
+    # interpreters importing their modules took longer than any of them may take to start.
+    origin_nginx.wait_ready()
+    proxy_nginx.wait_ready()
+    wait_port(hung, hung_child)
+    wait_port(flood, flood_child)
+    wait_port(cut, cut_child)
+    floor_child.wait_ready(f"http://127.0.0.1:{floor}/healthz")
+    paced_child.wait_ready(f"http://127.0.0.1:{paced}/healthz")
+    paced_floor_child.wait_ready(f"http://127.0.0.1:{paced_floor}/healthz")
+    for child, port in sims:
+        child.wait_ready(f"http://127.0.0.1:{port}/healthz")
     setup = Setup(
         origin=origin_nginx,
         origin_port=origin,
@@ -266,21 +288,24 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         gw_paced=bench.gateway(
             "gwpaced", production=paced, candidate=sim_candidate, shadow_percent=0
         ),
+        flood=bench.gateway("gwflood", production=origin, candidate=flood, shadow_percent=100),
+        cut=bench.gateway("gwcut", production=origin, candidate=cut, shadow_percent=100),
     )
-    origin_nginx.wait_ready()
-    proxy_nginx.wait_ready()
-    wait_port(hung, hung_child)
-    floor_child.wait_ready(f"http://127.0.0.1:{floor}/healthz")
-    paced_child.wait_ready(f"http://127.0.0.1:{paced}/healthz")
-    paced_floor_child.wait_ready(f"http://127.0.0.1:{paced_floor}/healthz")
-    for child, port in sims:
-        child.wait_ready(f"http://127.0.0.1:{port}/healthz")
-    for gateway in (setup.gw, setup.twin, setup.hung, setup.gw_sim, setup.gw_paced):
+    gateways = (
+        setup.gw,
+        setup.twin,
+        setup.hung,
+        setup.gw_sim,
+        setup.gw_paced,
+        setup.flood,
+        setup.cut,
+    )
+    for gateway in gateways:
         gateway.wait_ready()
     return setup
 
 
-def wait_port(port: int, child: Child, timeout_s: float = 10.0) -> None:
+def wait_port(port: int, child: Child, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and child.process.poll() is None:
         try:
@@ -579,6 +604,90 @@ def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Fai
     ]
 
 
+def misbehaving(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:
+    """Four users back to back (closed loop, 4 connections) on one gateway at a time, in
+    rounds: shadow 0%; shadow 100% to a healthy candidate (the twin, left at 100% by the
+    shadowing phase); to one that answers 20 MiB; to one that closes mid-stream. The ratios
+    are medians over rounds of each round's figure against that round's 0%."""
+    gateways = {"gw": setup.gw, "healthy": setup.twin, "flood": setup.flood, "cut": setup.cut}
+    rounds: list[dict[str, dict[str, Any]]] = []
+    outcomes_before = {name: gateways[name].shadow_outcomes() for name in ("flood", "cut")}
+    served = dict.fromkeys(gateways, 0)
+    for name, gateway in gateways.items():  # warm-up: pools, code paths
+        load("closed", {name: gateway.port}, "--connections=4", "--duration=0.5")
+    cpu_before = {name: _cpu_s(gateway) for name, gateway in gateways.items()}
+    with background.phase("misbehaving candidate"):
+        for index in range(plan.misbehaving_rounds):
+            order = list(gateways)[index % 4 :] + list(gateways)[: index % 4]
+            result: dict[str, dict[str, Any]] = {}
+            for name in order:
+                report = load(
+                    "closed",
+                    {name: gateways[name].port},
+                    "--connections=4",
+                    f"--duration={plan.misbehaving_s}",
+                )
+                result[name] = report["targets"]["closed"] | {"rps": report["rps"]}
+                served[name] += result[name]["ok"]
+                failures.note("misbehaving", {name: result[name]})
+            rounds.append(result)
+    cpu_us = {
+        name: (_cpu_s(gateway) - cpu_before[name]) / max(1, served[name]) * 1e6
+        for name, gateway in gateways.items()
+    }
+    mirrors = {
+        name: {
+            outcome: count - outcomes_before[name][outcome]
+            for outcome, count in gateways[name].shadow_outcomes().items()
+        }
+        for name in ("flood", "cut")
+    }
+
+    def median(name: str, field_name: str) -> float:
+        return float(statistics.median(r[name][field_name] for r in rounds))
+
+    def ratio(name: str, quantile: str) -> float:
+        return float(statistics.median(r[name][quantile] / r["gw"][quantile] for r in rounds))
+
+    def figure(name: str) -> str:
+        return (
+            f"{ms(median(name, 'p50_ms'))} / {ms(median(name, 'p99_ms'))} ms, "
+            f"{median(name, 'rps'):,.0f} req/s, CPU per request {cpu_us[name]:.0f} µs"
+        )
+
+    rows: list[Row] = [
+        (
+            f"4 users back to back (closed loop), shadow 0%, median of {len(rounds)} rounds: "
+            "p50 / p99",
+            figure("gw"),
+            "",
+        ),
+        (
+            "  shadow 100%, healthy candidate: p50 / p99 (ratio to 0%)",
+            f"{figure('healthy')} ({ratio('healthy', 'p50_ms'):.2f} / "
+            f"{ratio('healthy', 'p99_ms'):.2f})",
+            "",
+        ),
+    ]
+    labels = {
+        "flood": ("candidate answering 20 MiB", "truncated"),
+        "cut": ("candidate closing mid-stream", "failed"),
+    }
+    for name, (label, outcome) in labels.items():
+        p50, p99 = ratio(name, "p50_ms"), ratio(name, "p99_ms")
+        counted = mirrors[name][outcome]
+        rows.append(
+            (
+                f"  **shadow 100%, {label}**: p50 / p99 (ratio to 0%; to the healthy candidate)",
+                f"{figure(name)} ({p50:.2f} / {p99:.2f}; "
+                f"{p50 / ratio('healthy', 'p50_ms'):.2f} / "
+                f"{p99 / ratio('healthy', 'p99_ms'):.2f}); {counted:,.0f} mirrors {outcome}",
+                f"ratio ≤ 1.10: {verdict(p50, 1.10)} / {verdict(p99, 1.10)}",
+            )
+        )
+    return rows
+
+
 def streaming(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:
     """Time to the first chunk of a stream, direct and through the proxies. The fast simulator
     writes a whole stream within one event-loop turn, so a proxy reads it in one go and its
@@ -667,6 +776,7 @@ def run(plan: Plan) -> int:
         setup = start_all(bench, nginx_path)
         rows, late50, late99 = fixed_rate(setup, plan, background, failures)
         rows += shadowing(setup, plan, background, failures)
+        rows += misbehaving(setup, plan, background, failures)
         rows += closed_loops(setup, plan, background, failures)
         rows += streaming(setup, plan, background, failures)
         rows += memory(setup, plan, failures)

@@ -244,7 +244,8 @@ class ShadowDispatcher:
     ) -> tuple[Captured, str]:
         """One mirrored call, bounded by `shadow.timeout_s`; returns the capture and its outcome.
 
-        `breaker` learns whether the upstream took the connection at all.
+        `breaker` learns whether the upstream answered in full (a timeout tells it nothing:
+        `shadow.max_in_flight` bounds a slow candidate).
         """
         # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
         started = time.perf_counter()
@@ -261,8 +262,6 @@ class ShadowDispatcher:
                     headers=headers,
                     allow_redirects=False,
                 ) as response:
-                    if breaker is not None:
-                        breaker.record(refused=False)
                     ttfb_ms = (time.perf_counter() - started) * 1000
                     status = response.status
                     content_type = response.headers.get("Content-Type")
@@ -284,10 +283,12 @@ class ShadowDispatcher:
             return self._failed(status, started, ttfb_ms, "timeout"), SHADOW_TIMEOUT
         except (aiohttp.ClientError, OSError) as exc:
             _forget_tracebacks(exc)
-            if breaker is not None and status is None:
-                breaker.record(refused=isinstance(exc, aiohttp.ClientConnectorError))
+            if breaker is not None:
+                breaker.record(failed=True)
             error = f"{type(exc).__name__}: {exc}"[:300]
             return self._failed(status, started, ttfb_ms, error), SHADOW_FAILED
+        if breaker is not None:
+            breaker.record(failed=capture.truncated)
         captured = Captured(
             status=status,
             body=bytes(capture.buffer),

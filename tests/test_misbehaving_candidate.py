@@ -97,6 +97,30 @@ async def test_flooding_candidate_is_read_to_the_cap_and_cut_off(
     assert flood.written[0] < flood.total / 2
 
 
+@pytest.mark.parametrize("kind", ["floods", "closes_mid_stream"])
+async def test_candidate_that_keeps_misbehaving_opens_the_circuit(
+    make_rig: RigFactory, kind: str
+) -> None:
+    candidate = await RawUpstream(Flood() if kind == "floods" else cut_mid_stream).start()
+    try:
+        rig = await make_rig(
+            traffic={"shadow_percent": 100},
+            shadow={"noise_percent": 0, "breaker_failures": 3, "breaker_cooldown_s": 60},
+            upstreams={"candidate": {"url": candidate.url}},
+        )
+        dispatcher = rig.gateway.dispatcher
+        assert dispatcher is not None
+        for _ in range(5):
+            assert (await send_chat(rig))[0] == 200
+            await rig.wait_for(lambda: dispatcher.in_flight == 0)
+    finally:
+        await candidate.close()
+    outcome = "truncated" if kind == "floods" else "failed"
+    assert rig.metric("shadowgate_shadow_total", outcome=outcome) == 3
+    assert rig.metric("shadowgate_shadow_total", outcome="dropped_circuit_open") == 2
+    assert len(candidate.requests) == 3
+
+
 def _mirror_request() -> MirrorRequest:
     return MirrorRequest(
         route="/v1/chat/completions",
