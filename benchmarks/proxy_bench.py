@@ -43,6 +43,14 @@ RATE = 500.0
 PACED_TOKENS_S = 1000
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 2**20
+SHADOW_OUTCOMES = (
+    "sent",
+    "truncated",
+    "failed",
+    "timeout",
+    "dropped_saturated",
+    "dropped_circuit_open",
+)
 Row = tuple[str, str, str]
 
 
@@ -121,8 +129,7 @@ class Gateway:
         return total
 
     def shadow_outcomes(self) -> dict[str, float]:
-        outcomes = ("sent", "dropped_saturated", "failed", "timeout", "truncated")
-        return {o: self.metric("shadowgate_shadow_total", outcome=o) for o in outcomes}
+        return {o: self.metric("shadowgate_shadow_total", outcome=o) for o in SHADOW_OUTCOMES}
 
     def set_shadow_percent(self, percent: float) -> None:
         request = urllib.request.Request(
@@ -156,7 +163,13 @@ class Bench:
         return self.spawn(name or role, command)
 
     def gateway(
-        self, name: str, *, production: int, candidate: int, shadow_percent: float
+        self,
+        name: str,
+        *,
+        production: int,
+        candidate: int,
+        shadow_percent: float,
+        breaker: bool = True,
     ) -> Gateway:
         assert self.redis is not None
         port, control = free_port(), free_port()
@@ -169,7 +182,7 @@ class Bench:
             },
             "traffic": {"shadow_percent": shadow_percent},
             # Mirrors to a hung candidate pile up to shadow.max_in_flight and stay there.
-            "shadow": {"timeout_s": 600},
+            "shadow": {"timeout_s": 600} | ({} if breaker else {"breaker_failures": 10**9}),
             # One Redis for every gateway, each under its own prefix: no embedded scoring
             # worker is started, so none competes with the gateway for the two cores.
             "redis": {"url": self.redis.url, "key_prefix": f"{name}:"},
@@ -220,6 +233,8 @@ class Setup:
     gw_paced: Gateway  # production: the paced simulator
     flood: Gateway  # shadow 100%, the candidate answers 20 MiB
     cut: Gateway  # shadow 100%, the candidate closes mid-stream
+    flood_every: Gateway  # the same two with the circuit breaker off: every mirror goes out
+    cut_every: Gateway
 
 
 def start_all(bench: Bench, nginx_path: str) -> Setup:
@@ -290,6 +305,12 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         ),
         flood=bench.gateway("gwflood", production=origin, candidate=flood, shadow_percent=100),
         cut=bench.gateway("gwcut", production=origin, candidate=cut, shadow_percent=100),
+        flood_every=bench.gateway(
+            "gwfloodnb", production=origin, candidate=flood, shadow_percent=100, breaker=False
+        ),
+        cut_every=bench.gateway(
+            "gwcutnb", production=origin, candidate=cut, shadow_percent=100, breaker=False
+        ),
     )
     gateways = (
         setup.gw,
@@ -299,6 +320,8 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         setup.gw_paced,
         setup.flood,
         setup.cut,
+        setup.flood_every,
+        setup.cut_every,
     )
     for gateway in gateways:
         gateway.wait_ready()
@@ -606,19 +629,28 @@ def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Fai
 
 def misbehaving(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:
     """Four users back to back (closed loop, 4 connections) on one gateway at a time, in
-    rounds: shadow 0%; shadow 100% to a healthy candidate (the twin, left at 100% by the
-    shadowing phase); to one that answers 20 MiB; to one that closes mid-stream. The ratios
-    are medians over rounds of each round's figure against that round's 0%."""
-    gateways = {"gw": setup.gw, "healthy": setup.twin, "flood": setup.flood, "cut": setup.cut}
-    rounds: list[dict[str, dict[str, Any]]] = []
-    outcomes_before = {name: gateways[name].shadow_outcomes() for name in ("flood", "cut")}
-    served = dict.fromkeys(gateways, 0)
+    rounds whose order rotates: shadow 0%; shadow 100% to a healthy candidate (the twin, left
+    at 100% by the shadowing phase); to one that answers 20 MiB; to one that closes
+    mid-stream; those two again with the circuit breaker off, so that every mirror goes out.
+    The ratios are medians over rounds of each round's figure against that round's 0%."""
+    gateways = {
+        "gw": setup.gw,
+        "healthy": setup.twin,
+        "flood": setup.flood,
+        "cut": setup.cut,
+        "flood_every": setup.flood_every,
+        "cut_every": setup.cut_every,
+    }
     for name, gateway in gateways.items():  # warm-up: pools, code paths
         load("closed", {name: gateway.port}, "--connections=4", "--duration=0.5")
+    outcomes_before = {name: gateway.shadow_outcomes() for name, gateway in gateways.items()}
     cpu_before = {name: _cpu_s(gateway) for name, gateway in gateways.items()}
+    served = dict.fromkeys(gateways, 0)
+    rounds: list[dict[str, dict[str, Any]]] = []
     with background.phase("misbehaving candidate"):
         for index in range(plan.misbehaving_rounds):
-            order = list(gateways)[index % 4 :] + list(gateways)[: index % 4]
+            names = list(gateways)
+            order = names[index % len(names) :] + names[: index % len(names)]
             result: dict[str, dict[str, Any]] = {}
             for name in order:
                 report = load(
@@ -638,9 +670,10 @@ def misbehaving(setup: Setup, plan: Plan, background: Background, failures: Fail
     mirrors = {
         name: {
             outcome: count - outcomes_before[name][outcome]
-            for outcome, count in gateways[name].shadow_outcomes().items()
+            for outcome, count in gateway.shadow_outcomes().items()
+            if count > outcomes_before[name][outcome]
         }
-        for name in ("flood", "cut")
+        for name, gateway in gateways.items()
     }
 
     def median(name: str, field_name: str) -> float:
@@ -650,9 +683,11 @@ def misbehaving(setup: Setup, plan: Plan, background: Background, failures: Fail
         return float(statistics.median(r[name][quantile] / r["gw"][quantile] for r in rounds))
 
     def figure(name: str) -> str:
+        outcomes = ", ".join(f"{count:,.0f} {outcome}" for outcome, count in mirrors[name].items())
         return (
             f"{ms(median(name, 'p50_ms'))} / {ms(median(name, 'p99_ms'))} ms, "
             f"{median(name, 'rps'):,.0f} req/s, CPU per request {cpu_us[name]:.0f} µs"
+            + (f"; mirrors: {outcomes}" if outcomes else "")
         )
 
     rows: list[Row] = [
@@ -670,19 +705,22 @@ def misbehaving(setup: Setup, plan: Plan, background: Background, failures: Fail
         ),
     ]
     labels = {
-        "flood": ("candidate answering 20 MiB", "truncated"),
-        "cut": ("candidate closing mid-stream", "failed"),
+        "flood": "**shadow 100%, candidate answering 20 MiB**",
+        "cut": "**shadow 100%, candidate closing mid-stream**",
+        "flood_every": "  the same, circuit breaker off (every mirror reads 1 MiB, then closes)",
+        "cut_every": "  candidate closing mid-stream, circuit breaker off",
     }
-    for name, (label, outcome) in labels.items():
+    for name, label in labels.items():
         p50, p99 = ratio(name, "p50_ms"), ratio(name, "p99_ms")
-        counted = mirrors[name][outcome]
         rows.append(
             (
-                f"  **shadow 100%, {label}**: p50 / p99 (ratio to 0%; to the healthy candidate)",
+                f"  {label}: p50 / p99 (ratio to 0%; to the healthy candidate)",
                 f"{figure(name)} ({p50:.2f} / {p99:.2f}; "
                 f"{p50 / ratio('healthy', 'p50_ms'):.2f} / "
-                f"{p99 / ratio('healthy', 'p99_ms'):.2f}); {counted:,.0f} mirrors {outcome}",
-                f"ratio ≤ 1.10: {verdict(p50, 1.10)} / {verdict(p99, 1.10)}",
+                f"{p99 / ratio('healthy', 'p99_ms'):.2f})",
+                f"ratio ≤ 1.10: {verdict(p50, 1.10)} / {verdict(p99, 1.10)}"
+                if label.startswith("**")
+                else "",
             )
         )
     return rows
