@@ -216,6 +216,7 @@ class ShadowDispatcher:
                 content_type=captured.content_type,
                 content_encoding=captured.content_encoding,
                 limit=self._capture_limit * 4,
+                truncated=captured.truncated,
             )
             if captured.status is not None and captured.error is None
             else Answer()
