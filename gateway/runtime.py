@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Awaitable
 from types import TracebackType
 
 from aiohttp import web
@@ -147,31 +148,33 @@ class Gateway:
 
     async def _check_redis(self) -> None:
         """Set `redis_up` from a PING, so that it says the truth before the first publish."""
+        await self._watch_redis(self.redis.ping(), "redis unavailable at start", logging.WARNING)
+
+    async def _watch_redis(self, call: Awaitable[object], failure: str, level: int) -> None:
+        """Await a Redis call; whether it got through is what `redis_up` says next."""
         try:
-            await self.redis.ping()
+            await call
         except (RedisError, OSError) as exc:
             raise_if_cancelled()
-            log.warning("redis unavailable at start: %s", exc)
+            log.log(level, "%s: %s", failure, exc)
             self.metrics.redis_up.set(0)
         else:
             self.metrics.redis_up.set(1)
 
+    async def _load_scoring(self) -> None:
+        prefix = self.config.redis.key_prefix
+        self.scoring.snapshot = await load_snapshot(self.redis, prefix + KEY_AGGREGATES)
+        self.scoring.review_depth = await review_depth(
+            self.redis, prefix + KEY_REVIEW, GROUP_REVIEWERS
+        )
+
     async def _refresh_scoring(self, every_s: float = 2.0) -> None:
         """Copy the workers' aggregates from Redis for /metrics (collectors cannot await);
         whether that worked keeps `redis_up` current while no pair is published."""
-        prefix = self.config.redis.key_prefix
         while True:
-            try:
-                self.scoring.snapshot = await load_snapshot(self.redis, prefix + KEY_AGGREGATES)
-                self.scoring.review_depth = await review_depth(
-                    self.redis, prefix + KEY_REVIEW, GROUP_REVIEWERS
-                )
-            except (RedisError, OSError) as exc:
-                raise_if_cancelled()
-                log.debug("scoring metrics refresh failed: %s", exc)
-                self.metrics.redis_up.set(0)
-            else:
-                self.metrics.redis_up.set(1)
+            await self._watch_redis(
+                self._load_scoring(), "scoring metrics refresh failed", logging.DEBUG
+            )
             await asyncio.sleep(every_s)
 
     async def __aexit__(

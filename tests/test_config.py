@@ -95,8 +95,15 @@ def test_serve_with_bad_config_exits_2_with_one_line(
 ) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(content)
+    line = serve_refuses(path)
+    assert line.startswith("shadowgate: config error:")
+    assert message in line
+
+
+def serve_refuses(config: Path) -> str:
+    """Runs `shadowgate serve` on `config`; it must exit 2 with one line, returned."""
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)],
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -104,8 +111,7 @@ def test_serve_with_bad_config_exits_2_with_one_line(
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("shadowgate: config error:")
-    assert message in lines[0]
+    return lines[0]
 
 
 def test_serve_with_missing_file_exits_2(tmp_path: Path) -> None:
@@ -158,13 +164,5 @@ def test_serve_with_unusable_state_dir_names_the_field(tmp_path: Path, where: st
     state_dir = a_file if where == "a_file" else a_file / "state"
     path = tmp_path / "config.yaml"
     path.write_text(f"upstreams: {{production: {{url: 'http://x'}}}}\nstate_dir: {state_dir}\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"shadowgate: config error: state_dir: {state_dir}: ")
+    line = serve_refuses(path)
+    assert line.startswith(f"shadowgate: config error: state_dir: {state_dir}: ")
