@@ -43,6 +43,14 @@ RATE = 500.0
 PACED_TOKENS_S = 1000
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 2**20
+SHADOW_OUTCOMES = (
+    "sent",
+    "truncated",
+    "failed",
+    "timeout",
+    "dropped_saturated",
+    "dropped_circuit_open",
+)
 Row = tuple[str, str, str]
 
 
@@ -61,6 +69,8 @@ class Plan:
     ttfb_count: int
     rss_requests: int
     quiet_wait_s: float
+    misbehaving_s: float
+    misbehaving_rounds: int
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
@@ -73,6 +83,8 @@ class Plan:
                 ttfb_count=100,
                 rss_requests=10_000,
                 quiet_wait_s=3,
+                misbehaving_s=1.5,
+                misbehaving_rounds=3,
             )
         return cls(
             latency_s=10,
@@ -82,6 +94,8 @@ class Plan:
             ttfb_count=300,
             rss_requests=50_000,
             quiet_wait_s=20,
+            misbehaving_s=3,
+            misbehaving_rounds=6,
         )
 
 
@@ -98,7 +112,7 @@ class Gateway:
         return psutil.Process(self.child.process.pid)
 
     def wait_ready(self) -> None:
-        self.child.wait_ready(f"http://127.0.0.1:{self.control}/readyz", timeout_s=30)
+        self.child.wait_ready(f"http://127.0.0.1:{self.control}/readyz", timeout_s=90)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of one metric's samples whose labels include `labels`."""
@@ -115,8 +129,7 @@ class Gateway:
         return total
 
     def shadow_outcomes(self) -> dict[str, float]:
-        outcomes = ("sent", "dropped_saturated", "failed", "timeout")
-        return {o: self.metric("shadowgate_shadow_total", outcome=o) for o in outcomes}
+        return {o: self.metric("shadowgate_shadow_total", outcome=o) for o in SHADOW_OUTCOMES}
 
     def set_shadow_percent(self, percent: float) -> None:
         request = urllib.request.Request(
@@ -150,7 +163,13 @@ class Bench:
         return self.spawn(name or role, command)
 
     def gateway(
-        self, name: str, *, production: int, candidate: int, shadow_percent: float
+        self,
+        name: str,
+        *,
+        production: int,
+        candidate: int,
+        shadow_percent: float,
+        breaker: bool = True,
     ) -> Gateway:
         assert self.redis is not None
         port, control = free_port(), free_port()
@@ -163,7 +182,7 @@ class Bench:
             },
             "traffic": {"shadow_percent": shadow_percent},
             # Mirrors to a hung candidate pile up to shadow.max_in_flight and stay there.
-            "shadow": {"timeout_s": 600},
+            "shadow": {"timeout_s": 600} | ({} if breaker else {"breaker_failures": 10**9}),
             # One Redis for every gateway, each under its own prefix: no embedded scoring
             # worker is started, so none competes with the gateway for the two cores.
             "redis": {"url": self.redis.url, "key_prefix": f"{name}:"},
@@ -212,12 +231,17 @@ class Setup:
     hung: Gateway  # shadow 100%, candidate hung
     gw_sim: Gateway  # production: the fast simulator
     gw_paced: Gateway  # production: the paced simulator
+    flood: Gateway  # shadow 100%, the candidate answers 20 MiB
+    cut: Gateway  # shadow 100%, the candidate closes mid-stream
+    flood_every: Gateway  # the same two with the circuit breaker off: every mirror goes out
+    cut_every: Gateway
 
 
 def start_all(bench: Bench, nginx_path: str) -> Setup:
     bench.redis = EmbeddedRedis(state_dir=bench.workdir / "redis", persist=False)
     bench.redis.start()
     origin, hung, floor = free_port(), free_port(), free_port()
+    flood, cut = free_port(), free_port()
     sim, sim_candidate, paced, paced_floor = free_port(), free_port(), free_port(), free_port()
     same_worker, proxy = free_port(), free_port()
     origin_nginx = Nginx(
@@ -240,6 +264,7 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         "floor", paced_floor, f"--upstream=http://127.0.0.1:{paced}", name="floor-paced"
     )
     hung_child = bench.peer("hung", hung)
+    flood_child, cut_child = bench.peer("flood", flood), bench.peer("cut", cut)
     paced_child = bench.peer("paced", paced, f"--tokens-per-s={PACED_TOKENS_S}")
     sims = [
         (
@@ -248,6 +273,18 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         )
         for port in (sim, sim_candidate)
     ]
+    # The upstreams first, then the gateways: started all at once on a busy machine, a dozen
+    # interpreters importing their modules took longer than any of them may take to start.
+    origin_nginx.wait_ready()
+    proxy_nginx.wait_ready()
+    wait_port(hung, hung_child)
+    wait_port(flood, flood_child)
+    wait_port(cut, cut_child)
+    floor_child.wait_ready(f"http://127.0.0.1:{floor}/healthz")
+    paced_child.wait_ready(f"http://127.0.0.1:{paced}/healthz")
+    paced_floor_child.wait_ready(f"http://127.0.0.1:{paced_floor}/healthz")
+    for child, port in sims:
+        child.wait_ready(f"http://127.0.0.1:{port}/healthz")
     setup = Setup(
         origin=origin_nginx,
         origin_port=origin,
@@ -266,21 +303,32 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         gw_paced=bench.gateway(
             "gwpaced", production=paced, candidate=sim_candidate, shadow_percent=0
         ),
+        flood=bench.gateway("gwflood", production=origin, candidate=flood, shadow_percent=100),
+        cut=bench.gateway("gwcut", production=origin, candidate=cut, shadow_percent=100),
+        flood_every=bench.gateway(
+            "gwfloodnb", production=origin, candidate=flood, shadow_percent=100, breaker=False
+        ),
+        cut_every=bench.gateway(
+            "gwcutnb", production=origin, candidate=cut, shadow_percent=100, breaker=False
+        ),
     )
-    origin_nginx.wait_ready()
-    proxy_nginx.wait_ready()
-    wait_port(hung, hung_child)
-    floor_child.wait_ready(f"http://127.0.0.1:{floor}/healthz")
-    paced_child.wait_ready(f"http://127.0.0.1:{paced}/healthz")
-    paced_floor_child.wait_ready(f"http://127.0.0.1:{paced_floor}/healthz")
-    for child, port in sims:
-        child.wait_ready(f"http://127.0.0.1:{port}/healthz")
-    for gateway in (setup.gw, setup.twin, setup.hung, setup.gw_sim, setup.gw_paced):
+    gateways = (
+        setup.gw,
+        setup.twin,
+        setup.hung,
+        setup.gw_sim,
+        setup.gw_paced,
+        setup.flood,
+        setup.cut,
+        setup.flood_every,
+        setup.cut_every,
+    )
+    for gateway in gateways:
         gateway.wait_ready()
     return setup
 
 
-def wait_port(port: int, child: Child, timeout_s: float = 10.0) -> None:
+def wait_port(port: int, child: Child, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and child.process.poll() is None:
         try:
@@ -579,6 +627,105 @@ def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Fai
     ]
 
 
+def misbehaving(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:
+    """Four users back to back (closed loop, 4 connections) on one gateway at a time, in
+    rounds whose order rotates: shadow 0%; shadow 100% to a healthy candidate (the twin, left
+    at 100% by the shadowing phase); to one that answers 20 MiB; to one that closes
+    mid-stream; those two again with the circuit breaker off, so that every mirror goes out.
+    The ratios are medians over rounds of each round's figure against that round's 0%."""
+    gateways = {
+        "gw": setup.gw,
+        "healthy": setup.twin,
+        "flood": setup.flood,
+        "cut": setup.cut,
+        "flood_every": setup.flood_every,
+        "cut_every": setup.cut_every,
+    }
+    for name, gateway in gateways.items():  # warm-up: pools, code paths
+        load("closed", {name: gateway.port}, "--connections=4", "--duration=0.5")
+    outcomes_before = {name: gateway.shadow_outcomes() for name, gateway in gateways.items()}
+    cpu_before = {name: _cpu_s(gateway) for name, gateway in gateways.items()}
+    served = dict.fromkeys(gateways, 0)
+    rounds: list[dict[str, dict[str, Any]]] = []
+    with background.phase("misbehaving candidate"):
+        for index in range(plan.misbehaving_rounds):
+            names = list(gateways)
+            order = names[index % len(names) :] + names[: index % len(names)]
+            result: dict[str, dict[str, Any]] = {}
+            for name in order:
+                report = load(
+                    "closed",
+                    {name: gateways[name].port},
+                    "--connections=4",
+                    f"--duration={plan.misbehaving_s}",
+                )
+                result[name] = report["targets"]["closed"] | {"rps": report["rps"]}
+                served[name] += result[name]["ok"]
+                failures.note("misbehaving", {name: result[name]})
+            rounds.append(result)
+    cpu_us = {
+        name: (_cpu_s(gateway) - cpu_before[name]) / max(1, served[name]) * 1e6
+        for name, gateway in gateways.items()
+    }
+    mirrors = {
+        name: {
+            outcome: count - outcomes_before[name][outcome]
+            for outcome, count in gateway.shadow_outcomes().items()
+            if count > outcomes_before[name][outcome]
+        }
+        for name, gateway in gateways.items()
+    }
+
+    def median(name: str, field_name: str) -> float:
+        return float(statistics.median(r[name][field_name] for r in rounds))
+
+    def ratio(name: str, quantile: str) -> float:
+        return float(statistics.median(r[name][quantile] / r["gw"][quantile] for r in rounds))
+
+    def figure(name: str) -> str:
+        outcomes = ", ".join(f"{count:,.0f} {outcome}" for outcome, count in mirrors[name].items())
+        return (
+            f"{ms(median(name, 'p50_ms'))} / {ms(median(name, 'p99_ms'))} ms, "
+            f"{median(name, 'rps'):,.0f} req/s, CPU per request {cpu_us[name]:.0f} µs"
+            + (f"; mirrors: {outcomes}" if outcomes else "")
+        )
+
+    rows: list[Row] = [
+        (
+            f"4 users back to back (closed loop), shadow 0%, median of {len(rounds)} rounds: "
+            "p50 / p99",
+            figure("gw"),
+            "",
+        ),
+        (
+            "  shadow 100%, healthy candidate: p50 / p99 (ratio to 0%)",
+            f"{figure('healthy')} ({ratio('healthy', 'p50_ms'):.2f} / "
+            f"{ratio('healthy', 'p99_ms'):.2f})",
+            "",
+        ),
+    ]
+    labels = {
+        "flood": "**shadow 100%, candidate answering 20 MiB**",
+        "cut": "**shadow 100%, candidate closing mid-stream**",
+        "flood_every": "  the same, circuit breaker off (every mirror reads 1 MiB, then closes)",
+        "cut_every": "  candidate closing mid-stream, circuit breaker off",
+    }
+    for name, label in labels.items():
+        p50, p99 = ratio(name, "p50_ms"), ratio(name, "p99_ms")
+        rows.append(
+            (
+                f"  {label}: p50 / p99 (ratio to 0%; to the healthy candidate)",
+                f"{figure(name)} ({p50:.2f} / {p99:.2f}; "
+                f"{p50 / ratio('healthy', 'p50_ms'):.2f} / "
+                f"{p99 / ratio('healthy', 'p99_ms'):.2f})",
+                f"ratio ≤ 1.10: {verdict(p50, 1.10)} / {verdict(p99, 1.10)}"
+                if label.startswith("**")
+                else "",
+            )
+        )
+    return rows
+
+
 def streaming(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:
     """Time to the first chunk of a stream, direct and through the proxies. The fast simulator
     writes a whole stream within one event-loop turn, so a proxy reads it in one go and its
@@ -667,6 +814,7 @@ def run(plan: Plan) -> int:
         setup = start_all(bench, nginx_path)
         rows, late50, late99 = fixed_rate(setup, plan, background, failures)
         rows += shadowing(setup, plan, background, failures)
+        rows += misbehaving(setup, plan, background, failures)
         rows += closed_loops(setup, plan, background, failures)
         rows += streaming(setup, plan, background, failures)
         rows += memory(setup, plan, failures)
@@ -711,7 +859,7 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short phases (about a minute)")
+    parser.add_argument("--quick", action="store_true", help="short phases (about two minutes)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from yarl import URL
 
+from gateway.config_yaml import load_yaml
 from gateway.constants import DEFAULT_SHADOW_PATHS
 from gateway.errors import ConfigError
 
@@ -35,6 +36,7 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _UNIT_KEY = re.compile(r"^(auth|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|body:[A-Za-z0-9_-]+)$")
 
 
@@ -146,9 +148,25 @@ class UpstreamConfig(_Model):
         return _http_url(value)
 
 
+class CandidateConfig(UpstreamConfig):
+    credential_headers: list[str] = Field(
+        default_factory=list,
+        description="request headers that carry a user's credentials, never sent to the "
+        "candidate, on top of the built-in ones (Authorization, api-key, Cookie, ...)",
+    )
+
+    @field_validator("credential_headers")
+    @classmethod
+    def _check_header_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a header name")
+        return value
+
+
 class UpstreamsConfig(_Model):
     production: UpstreamConfig
-    candidate: UpstreamConfig | None = None
+    candidate: CandidateConfig | None = None
 
 
 class TrafficConfig(_Model):
@@ -555,11 +573,13 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{where}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return parse_config(data, env)
 
 

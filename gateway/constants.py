@@ -35,6 +35,8 @@ SHADOW_DROPPED_BACKLOG: Final = "dropped_backlog"
 SHADOW_DROPPED_SHUTDOWN: Final = "dropped_shutdown"
 SHADOW_FAILED: Final = "failed"
 SHADOW_TIMEOUT: Final = "timeout"
+# The candidate's answer ran past `capture.max_bytes`: read that far, then its connection closed.
+SHADOW_TRUNCATED: Final = "truncated"
 
 # Default routes that are mirrored: the OpenAI text-generation endpoints.
 DEFAULT_SHADOW_PATHS: Final = (

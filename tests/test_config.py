@@ -86,6 +86,8 @@ def test_tokens_come_from_the_environment_when_unset() -> None:
          "traffic.shadow_percent"),
         ("upstreams: [\n", "not valid YAML at line"),
         ("- a list\n", "top level must be a mapping"),
+        ("upstreams:\n  production:\n    url: http://a\n    url: http://b\n",
+         "upstreams.production.url: duplicate key (lines 3 and 4)"),
     ],
 )  # fmt: skip
 def test_serve_with_bad_config_exits_2_with_one_line(
@@ -93,8 +95,15 @@ def test_serve_with_bad_config_exits_2_with_one_line(
 ) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(content)
+    line = serve_refuses(path)
+    assert line.startswith("shadowgate: config error:")
+    assert message in line
+
+
+def serve_refuses(config: Path) -> str:
+    """Runs `shadowgate serve` on `config`; it must exit 2 with one line, returned."""
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(path)],
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -102,8 +111,7 @@ def test_serve_with_bad_config_exits_2_with_one_line(
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("shadowgate: config error:")
-    assert message in lines[0]
+    return lines[0]
 
 
 def test_serve_with_missing_file_exits_2(tmp_path: Path) -> None:
@@ -147,3 +155,46 @@ def test_the_judge_is_off_by_default_and_its_key_comes_from_the_environment() ->
     config = parse_config({**BASE, "scoring": {"judge": judge}}, env={"JUDGE_KEY": "from-env"})
     assert config.scoring.judge.api_key is not None
     assert config.scoring.judge.api_key.get_secret_value() == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a: 1\nb: 2\na: 3\n", "a: duplicate key (lines 1 and 3)"),
+        ("x: {k: 1, k: 2}\n", "x.k: duplicate key (lines 1 and 1)"),
+        ("x:\n  - {k: 1}\n  - k: 1\n    j: 2\n    k: 3\n", "x[1].k: duplicate key (lines 3 and 5)"),
+        ("1: a\n'1': b\n1: c\n", "1: duplicate key (lines 1 and 3)"),
+    ],
+)  # fmt: skip
+def test_duplicate_yaml_keys_are_refused_with_their_path(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+    assert str(raised.value) == f"{path}: {message}"
+
+
+def test_anchors_aliases_and_merge_keys_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "anchors.yaml"
+    path.write_text(
+        "upstreams:\n"
+        "  production: &up {url: 'http://127.0.0.1:9001', max_connections: 8}\n"
+        "  candidate:\n    <<: *up\n    url: 'http://127.0.0.1:9002'\n"
+    )
+    config = load_config(path, env={})
+    assert config.upstreams.candidate is not None
+    assert config.upstreams.candidate.max_connections == 8
+    assert config.upstreams.candidate.url == "http://127.0.0.1:9002"
+
+
+@pytest.mark.parametrize("where", ["a_file", "under_a_file"])
+def test_serve_with_unusable_state_dir_names_the_field(tmp_path: Path, where: str) -> None:
+    a_file = tmp_path / "not-a-dir"
+    a_file.write_text("")
+    state_dir = a_file if where == "a_file" else a_file / "state"
+    path = tmp_path / "config.yaml"
+    path.write_text(f"upstreams: {{production: {{url: 'http://x'}}}}\nstate_dir: {state_dir}\n")
+    line = serve_refuses(path)
+    assert line.startswith(f"shadowgate: config error: state_dir: {state_dir}: ")
