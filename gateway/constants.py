@@ -51,4 +51,8 @@ STREAM_FIELD: Final = "data"
 KEY_DEAD_LETTER: Final = "pairs:dead"
 KEY_ATTEMPTS: Final = "pairs:attempts"
 KEY_AGGREGATES: Final = "aggregates"
+# Scoring workers' heartbeats: the set of worker names, and one key per worker that expires
+# when its heartbeat stops.
+KEY_WORKERS: Final = "workers"
+KEY_WORKER_HEARTBEAT: Final = "workers:"
 SCORE_SCHEMA_VERSION: Final = 1

@@ -25,6 +25,7 @@ from gateway.constants import (
     KEY_REVIEW,
     KEY_TRAFFIC,
 )
+from gateway.health import ComponentHealth
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
 from gateway.proxy import ProxyHandler
@@ -113,6 +114,9 @@ class Gateway:
             arm_stats=self.arm_stats,
             replica=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
         )
+        self.health = ComponentHealth(
+            redis=self.redis, prefix=prefix, publisher=self.publisher, metrics=self.metrics
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.scoring = SnapshotCollector()
         self.metrics.registry.register(self.scoring)
@@ -134,6 +138,7 @@ class Gateway:
         if self.candidate is not None:
             self._tasks.append(asyncio.create_task(self.rollout.run(), name="rollout"))
         self.publisher.start()
+        self._tasks.append(asyncio.create_task(self.health.run(), name="component-health"))
         self.ready = True
         return self
 

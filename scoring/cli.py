@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ import uvloop
 from gateway.config import Config
 from gateway.redis_client import connect
 from scoring.embedder import Embedder
+from scoring.heartbeat import Heartbeat
 from scoring.worker import ScoringWorker
 
 log = logging.getLogger("shadowgate.score")
@@ -26,10 +28,21 @@ async def _run(config: Config, redis_url: str, embedder: Embedder) -> None:
     redis = connect(config.redis, redis_url)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     worker = ScoringWorker(config=config, redis=redis, embedder=embedder, consumer=consumer)
+    heartbeat = Heartbeat(
+        redis=redis,
+        prefix=config.redis.key_prefix,
+        name=consumer,
+        interval_s=config.scoring.heartbeat_s,
+    )
+    beating = asyncio.create_task(heartbeat.run(lambda: worker.scored), name="heartbeat")
     log.info("scoring worker %s started", consumer)
     try:
         await worker.run(stop)
     finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+        await heartbeat.clear()
         await redis.aclose()
         log.info("scoring worker %s stopped after %d pairs", consumer, worker.scored)
 

@@ -172,3 +172,27 @@ async def test_aggregates_reach_the_gateway_metrics(
     assert 'shadowgate_flags_total{flag="refusal"} 1.0' in text
     assert "shadowgate_review_queue_depth 1.0" in text
     assert "shadowgate_divergence_excess_bucket" in text
+
+
+async def test_a_worker_whose_redis_came_back_empty_recreates_its_group_and_scores(
+    redis: Any, embedder: Embedder
+) -> None:
+    worker = ScoringWorker(config=config(), redis=redis, embedder=embedder, consumer="w1")
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await publish(redis, [pair(1, "Paris.")])
+        async with asyncio.timeout(10):
+            while worker.scored < 1:
+                await asyncio.sleep(0.05)
+        # Redis restarted with nothing on disk: streams and consumer groups are gone, and
+        # the gateway's publisher creates the pairs stream again with its next record.
+        await redis.flushall()
+        await publish(redis, [pair(2, "Lyon.")])
+        async with asyncio.timeout(10):
+            while not await scores(redis):
+                await asyncio.sleep(0.05)
+        assert [s.pair_id for s in await scores(redis)] == ["pair-2"]
+    finally:
+        stop.set()
+        await running
