@@ -23,11 +23,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the data plane can serve users; the body says how the components that
-    only mirroring and scoring need are doing (Redis, workers, publisher)."""
+    only mirroring and scoring need were at the last check (Redis, workers, publisher)."""
     gateway = request.app[GATEWAY_KEY]
-    components = await gateway.health.check()
     status = 200 if gateway.ready else 503
-    return json_response({"ready": gateway.ready, **components}, status=status)
+    return json_response({"ready": gateway.ready, **gateway.health.status}, status=status)
 
 
 async def metrics(request: web.Request) -> web.Response:

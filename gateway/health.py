@@ -25,7 +25,9 @@ COMPONENT_PUBLISHER = "publisher"
 
 
 class ComponentHealth:
-    """Checks the components on demand and every `every_s` (so /metrics stays current)."""
+    """Checks the components every `every_s`; `status` is the last result. /readyz answers
+    from it without waiting: a Redis that does not answer must not slow readiness probes
+    into timeouts and take a replica that serves users fine out of rotation."""
 
     def __init__(
         self, *, redis: Redis, prefix: str, publisher: PairPublisher, metrics: Metrics
@@ -34,10 +36,12 @@ class ComponentHealth:
         self._prefix = prefix
         self._publisher = publisher
         self._metrics = metrics
+        self.status: dict[str, Any] = {}
 
-    async def check(self) -> dict[str, Any]:
-        """`{"redis": "up", "worker": "up", "workers_alive": 1, "publisher": "up"}`; workers
-        count as down while Redis is, since their heartbeats cannot be read."""
+    async def check(self) -> None:
+        """Refresh `status`, e.g. `{"redis": "up", "worker": "up", "workers_alive": 1,
+        "publisher": "up"}`, and the gauges. Workers count as down while Redis is, since
+        their heartbeats cannot be read."""
         try:
             await self._redis.ping()
             workers = len(await alive_workers(self._redis, self._prefix))
@@ -53,12 +57,12 @@ class ComponentHealth:
         for component, value in up.items():
             self._metrics.component_up.labels(component).set(int(value))
         self._metrics.workers_alive.set(workers)
-        return {
+        self.status = {
             **{component: "up" if value else "down" for component, value in up.items()},
             "workers_alive": workers,
         }
 
-    async def run(self, every_s: float = 2.0) -> None:
+    async def run(self, every_s: float = 1.0) -> None:
         while True:
-            await self.check()
             await asyncio.sleep(every_s)
+            await self.check()

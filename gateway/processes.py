@@ -33,7 +33,7 @@ def die_with_parent_signal() -> None:
     """In a child before exec: get SIGTERM when the parent dies, however it dies.
 
     The kernel sends it when the *thread* that forked the child ends, so children must be
-    started from a thread that lives as long as the process (the main thread)."""
+    started from a thread that outlives them: the main thread, or the supervisor's own."""
     _prctl()(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 

@@ -138,6 +138,7 @@ class Gateway:
         if self.candidate is not None:
             self._tasks.append(asyncio.create_task(self.rollout.run(), name="rollout"))
         self.publisher.start()
+        await self.health.check()
         self._tasks.append(asyncio.create_task(self.health.run(), name="component-health"))
         self.ready = True
         return self
