@@ -132,14 +132,14 @@ class Gateway:
             await self.review.ensure_group()
         except (RedisError, OSError) as exc:
             log.warning("review: redis unavailable at start: %s", exc)
+        self.publisher.start()
+        await self.health.check()
+        self._tasks.append(asyncio.create_task(self.health.run(), name="component-health"))
         self._tasks.append(asyncio.create_task(self.traffic.run(), name="traffic-poller"))
         self._tasks.append(asyncio.create_task(self._refresh_scoring(), name="scoring-metrics"))
         self._tasks.append(asyncio.create_task(self.arm_stats.run(), name="arm-stats"))
         if self.candidate is not None:
             self._tasks.append(asyncio.create_task(self.rollout.run(), name="rollout"))
-        self.publisher.start()
-        await self.health.check()
-        self._tasks.append(asyncio.create_task(self.health.run(), name="component-health"))
         self.ready = True
         return self
 

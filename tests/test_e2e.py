@@ -210,6 +210,16 @@ def restarts(stack: Stack, component: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def answers(stack: Stack) -> bool:
+    client = stack.redis()
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 def test_killed_redis_is_restarted_and_users_never_notice(stack: Stack) -> None:
     client = stack.client()
     messages = [{"role": "user", "content": "hello"}]
@@ -226,9 +236,9 @@ def test_killed_redis_is_restarted_and_users_never_notice(stack: Stack) -> None:
     client.close()
     # Reaped, not left a zombie; started again, and the restart counted and logged.
     wait_until(lambda: not Path(f"/proc/{killed}").exists())
-    wait_until(lambda: readyz(stack)["redis"] == "up")
+    wait_until(lambda: restarts(stack, "redis") == 1)
     assert stack.redis_server_pid() != killed
-    assert restarts(stack, "redis") == 1
+    wait_until(lambda: readyz(stack)["redis"] == "up" and answers(stack))
     assert stack.gateway.log_path is not None
     assert f"redis (pid {killed}) exited with -9" in stack.gateway.log_path.read_text()
 
