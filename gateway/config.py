@@ -390,6 +390,9 @@ class ScoringConfig(_Model):
     noise_window: PositiveInt = 500
     claim_idle_ms: PositiveInt = 60_000
     max_attempts: PositiveInt = 3
+    heartbeat_s: PositiveFloat = Field(
+        default=2.0, description="how often a worker says it is alive; dead after 3 misses"
+    )
     scores_maxlen: PositiveInt = 100_000
     review_maxlen: PositiveInt = 50_000
     refusal_patterns: list[str] = Field(default_factory=list)

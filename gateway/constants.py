@@ -64,6 +64,10 @@ KEY_PUBLISHED: Final = "pairs:published"
 # it. Counted in the aggregates hash as `lost:<reason>`.
 LOST_TRIMMED_UNSCORED: Final = "trimmed_unscored"
 LOST_TRIMMED_PENDING: Final = "trimmed_pending"
+# Scoring workers' heartbeats: the set of worker names, and one key per worker that expires
+# when its heartbeat stops.
+KEY_WORKERS: Final = "workers"
+KEY_WORKER_HEARTBEAT: Final = "workers:"
 SCORE_SCHEMA_VERSION: Final = 1
 
 # The LLM judge (`scoring.judge`): its spend and call counts, shared by every worker, live

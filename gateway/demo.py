@@ -9,10 +9,11 @@ gateway saw and stored, and the `shadowgate report` table of the run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
+import re
+import signal
 import tempfile
 import time
 import urllib.request
@@ -30,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.config import load_config
 from gateway.constants import KEY_PAIRS, KEY_REVIEW, KEY_SCORES
 from gateway.demo_prompts import demo_prompts
+from gateway.errors import ShadowgateError
 from gateway.processes import Child, free_port, shadowgate_command
 from gateway.records import pairs_from_entries
 from gateway.redis_client import configured_url
@@ -39,6 +41,28 @@ from scoring.records import ReviewItem, ScoreRecord
 
 _ADMIN_TOKEN = "demo-admin-token"
 _REVIEWER_TOKEN = "demo-reviewer-token"
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class DemoStageError(ShadowgateError):
+    """A stage of the pipeline produced nothing: the demo proved nothing past it."""
+
+    def __init__(self, stage: str, detail: str) -> None:
+        super().__init__(f"demo failed at {stage}: {detail}")
+        self.stage = stage
+
+
+class DemoStopped(KeyboardInterrupt):
+    """A stop signal arrived. A KeyboardInterrupt, so that the event loop and every
+    `finally` on the way treat SIGTERM and SIGHUP as they treat Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise DemoStopped(signum)
 
 
 def _write_config(state_dir: Path, ports: dict[str, int]) -> Path:
@@ -152,7 +176,10 @@ def _wait_for_mirrors(control_url: str, timeout_s: float = 30.0) -> None:
         time.sleep(0.2)
 
 
-def _report(control_url: str, redis_socket: Path, outcomes: Counter[str], elapsed_s: float) -> None:
+def _report(
+    control_url: str, redis_socket: Path, outcomes: Counter[str], elapsed_s: float
+) -> tuple[int, int, int]:
+    """Print what the gateway saw and stored; returns (pairs captured, scored, queued)."""
     samples = _metrics(control_url)
     client = redis.Redis(unix_socket_path=str(redis_socket))
     entries = client.xrange(f"shadowgate:{KEY_PAIRS}")
@@ -195,22 +222,40 @@ def _report(control_url: str, redis_socket: Path, outcomes: Counter[str], elapse
         print(f"  prompt:     {prompt}")
         print(f"  production: {(sample.production.text or '')[:160]!r}")
         print(f"  candidate:  {(sample.candidate.text or '')[:160]!r}")
-    _report_scores(redis_socket, len(pairs))
+    scored, queued = _report_scores(redis_socket, control_url, len(pairs))
     print("=" * 60)
+    return len(pairs), scored, queued
 
 
-def _report_scores(redis_socket: Path, expected: int, timeout_s: float = 60.0) -> None:
-    """What the scoring worker made of the pairs: divergence, flags, the review queue."""
-    client = redis.Redis(unix_socket_path=str(redis_socket))
-    deadline = time.monotonic() + timeout_s
-    while client.xlen(f"shadowgate:{KEY_SCORES}") < expected and time.monotonic() < deadline:
+def _wait_for_scores(
+    client: redis.Redis, control_url: str, expected: int, *, stall_s: float = 60.0
+) -> None:
+    """Wait while scoring makes progress: give up after `stall_s` without any, or once the
+    gateway had to restart its worker since the last (one that cannot start would keep the
+    demo waiting for nothing)."""
+    restarts_key = ("shadowgate_child_restarts_total", (("component", "worker"),))
+    done, progress_at, restarts_then = 0, time.monotonic(), 0.0
+    while (n := client.xlen(f"shadowgate:{KEY_SCORES}")) < expected:
+        restarts = _metrics(control_url).get(restarts_key, 0.0)
+        now = time.monotonic()
+        if n > done:
+            done, progress_at, restarts_then = n, now, restarts
+        if now - progress_at > stall_s or restarts > restarts_then:
+            return
         time.sleep(0.2)
+
+
+def _report_scores(redis_socket: Path, control_url: str, expected: int) -> tuple[int, int]:
+    """What the scoring worker made of the pairs: divergence, flags, the review queue;
+    returns (scored, queued)."""
+    client = redis.Redis(unix_socket_path=str(redis_socket))
+    _wait_for_scores(client, control_url, expected)
     entries: Any = client.xrange(f"shadowgate:{KEY_SCORES}")
     review: Any = client.xrange(f"shadowgate:{KEY_REVIEW}")
     client.close()
     scores = [ScoreRecord.model_validate_json(fields[b"data"]) for _, fields in entries]
     items = [ReviewItem.from_json(fields[b"data"]) for _, fields in review]
-    print(f"pairs scored by the embedded worker: {len(scores)} of {expected}")
+    print(f"scored {len(scores)} of {expected} captured pairs (the embedded scoring worker)")
     excess = sorted(s.excess for s in scores if s.excess is not None)
     if excess:
         print(f"  excess divergence over the noise floor: median {median(excess):.3f}, "
@@ -235,6 +280,7 @@ def _report_scores(redis_socket: Path, expected: int, timeout_s: float = 60.0) -
             print(f"    judge: {top.score.judge.label} - {top.score.judge.reason}")
         print(f"    production: {(top.pair.production.text or '')[:120]!r}")
         print(f"    candidate:  {(top.pair.candidate.text or '')[:120]!r}")
+    return len(scores), len(items)
 
 
 def _rollout_report(config_path: Path, since_s: float) -> None:
@@ -254,36 +300,81 @@ def _on_weak_topic(prompt: str) -> bool:
     return "refund" in lowered or "billing" in lowered
 
 
-def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:
-    """Start everything, send the prompts, print the report; returns an exit code."""
-    for noisy in ("httpx", "httpx2", "openai"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    workdir = Path(tempfile.mkdtemp(prefix="sgdemo-"))
-    simulators = ("production", "candidate", "judge")
-    ports = {name: free_port() for name in (*simulators, "gateway", "control")}
-    children: list[Child] = []
-    env = {"SHADOWGATE_ADMIN_TOKEN": _ADMIN_TOKEN, "SHADOWGATE_REVIEWER_TOKEN": _REVIEWER_TOKEN}
+def _last_error(log_path: Path) -> str:
+    """The last exception line of a log (the end of a traceback), or ''."""
     try:
-        for profile in simulators:
-            child = Child(
+        lines = log_path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    pattern = re.compile(r"^[A-Za-z_.]*(Error|Exception)\b")
+    return next((line for line in reversed(lines) if pattern.match(line)), "")
+
+
+def _check_stages(
+    outcomes: Counter[str], captured: int, scored: int, queued: int, gateway_log: Path
+) -> None:
+    """Raise DemoStageError naming the first stage that produced nothing (or, for scoring,
+    left pairs unscored)."""
+    error = _last_error(gateway_log)
+    hint = f" (last error in {gateway_log}: {error})" if error else f" (see {gateway_log})"
+    answered = sum(v for k, v in outcomes.items() if k.startswith("served by"))
+    if answered == 0:
+        raise DemoStageError("requests", "no prompt was answered through the gateway" + hint)
+    if captured == 0:
+        raise DemoStageError("capture", "no pair was captured in Redis" + hint)
+    if scored < captured:
+        raise DemoStageError("scoring", f"scored {scored} of {captured} captured pairs" + hint)
+    if queued == 0:
+        raise DemoStageError("review", "no pair was queued for review" + hint)
+
+
+_SIMULATORS = ("production", "candidate", "judge")
+
+
+def _start(workdir: Path, ports: dict[str, int], children: list[Child]) -> Path:
+    """The simulators (production, candidate, judge), then the gateway (with its Redis and
+    worker); returns the config."""
+    for profile in _SIMULATORS:
+        children.append(
+            Child(
                 f"simulator ({profile})",
                 shadowgate_command("simulate", "--profile", profile, "--port", str(ports[profile])),
                 log_path=workdir / f"{profile}.log",
                 env={},
+                die_with_parent=True,
             )
-            children.append(child)
-        for child, profile in zip(children, simulators, strict=True):
-            child.wait_ready(f"http://127.0.0.1:{ports[profile]}/healthz")
-        config_path = _write_config(workdir, ports)
-        gateway = Child(
-            "gateway",
-            shadowgate_command("serve", "--config", str(config_path)),
-            log_path=workdir / "gateway.log",
-            env=env,
         )
-        children.append(gateway)
+    for child, profile in zip(children, _SIMULATORS, strict=True):
+        child.wait_ready(f"http://127.0.0.1:{ports[profile]}/healthz")
+    config_path = _write_config(workdir, ports)
+    gateway = Child(
+        "gateway",
+        shadowgate_command("serve", "--config", str(config_path)),
+        log_path=workdir / "gateway.log",
+        env={"SHADOWGATE_ADMIN_TOKEN": _ADMIN_TOKEN, "SHADOWGATE_REVIEWER_TOKEN": _REVIEWER_TOKEN},
+        die_with_parent=True,
+    )
+    children.append(gateway)
+    gateway.wait_ready(f"http://127.0.0.1:{ports['control']}/readyz", timeout_s=30)
+    return config_path
+
+
+def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:
+    """Start everything, send the prompts, print the report; returns an exit code, and
+    raises DemoStageError when a stage produced nothing.
+
+    Every child stops with the demo however it is stopped: SIGINT, SIGTERM and SIGHUP run
+    the cleanup below, and on SIGKILL the kernel signals them (PR_SET_PDEATHSIG)."""
+    for noisy in ("httpx", "httpx2", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    workdir = Path(tempfile.mkdtemp(prefix="sgdemo-"))
+    ports = {name: free_port() for name in (*_SIMULATORS, "gateway", "control")}
+    children: list[Child] = []
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in _STOP_SIGNALS}
+    serving = False
+    try:
+        config_path = _start(workdir, ports, children)
         control_url = f"http://127.0.0.1:{ports['control']}"
-        gateway.wait_ready(f"{control_url}/readyz", timeout_s=30)
         print(f"gateway on http://127.0.0.1:{ports['gateway']} (control {control_url}); "
               f"sending {requests} prompts ...")  # fmt: skip
         started, started_at = time.monotonic(), time.time()
@@ -291,18 +382,31 @@ def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:
             _send_prompts(f"http://127.0.0.1:{ports['gateway']}/v1", demo_prompts(requests), 16)
         )
         _wait_for_mirrors(control_url)
-        _report(control_url, workdir / "state" / "redis.sock", outcomes, time.monotonic() - started)
+        captured, scored, queued = _report(
+            control_url, workdir / "state" / "redis.sock", outcomes, time.monotonic() - started
+        )
         _rollout_report(config_path, since_s=time.time() - started_at + 10)
         print(f"logs and state: {workdir}")
+        _check_stages(outcomes, captured, scored, queued, workdir / "gateway.log")
         print(f"reviewer page: {control_url}/review/  (reviewer token: {_REVIEWER_TOKEN})")
         if not keep_running:
             print("  run `shadowgate demo --keep-running` to keep the servers up and review there")
-        if keep_running:
-            print("servers keep running; press Ctrl-C to stop")
-            with contextlib.suppress(KeyboardInterrupt):
-                while all(c.process.poll() is None for c in children):
-                    time.sleep(0.5)
-        return 0
+            return 0
+        print("servers keep running; press Ctrl-C to stop", flush=True)
+        serving = True
+        while all(c.poll() is None for c in children):
+            time.sleep(0.5)
+        stopped = next(c for c in children if c.poll() is not None)
+        raise DemoStageError("serving", f"{stopped.name} exited with {stopped.poll()}")
+    except DemoStopped as stop:
+        print(f"stopped by {signal.Signals(stop.signum).name}", flush=True)
+        # Asked to stop while serving is the way out of --keep-running, not a failure.
+        return 0 if serving else 128 + stop.signum
     finally:
+        # A second signal must not cut the cleanup short and leave children behind.
+        for sig in _STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         for child in reversed(children):
             child.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

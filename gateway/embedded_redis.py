@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from gateway.errors import ConfigError, EmbeddedRedisError
-from gateway.processes import die_with_parent_signal
+from gateway.processes import die_with_parent_signal, prepare_die_with_parent
 
 log = logging.getLogger("shadowgate.redis")
 
@@ -57,6 +57,34 @@ class EmbeddedRedis:
     def start(self, timeout_s: float = 10.0) -> None:
         """Start the server and block until it answers PING (called before the event loop runs)."""
         self._prepare_state_dir()
+        process = self._spawn()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                err = process.stderr.read().decode(errors="replace") if process.stderr else ""
+                raise EmbeddedRedisError(f"redis-server exited at start: {err.strip()[:300]}")
+            if self._ping():
+                log.info("embedded redis-server pid %d on %s", process.pid, self.socket_path)
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise EmbeddedRedisError(f"redis-server did not answer within {timeout_s:.0f} s")
+
+    def poll(self) -> int | None:
+        """The exit code once the server ended (reaping it), else None."""
+        return self._process.poll() if self._process else None
+
+    def restart(self) -> None:
+        """Start the server again after it died; clients reconnect by themselves, and the
+        append-only file gives back what was written up to a second before the end."""
+        self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        if self._process is not None and self._process.stderr:
+            self._process.stderr.close()
         args = [
             redis_server_binary(),
             "--port", "0",
@@ -70,6 +98,7 @@ class EmbeddedRedis:
             "--logfile", str(self.state_dir / "redis.log"),
             "--daemonize", "no",
         ]  # fmt: skip
+        prepare_die_with_parent()
         self._process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
@@ -77,21 +106,7 @@ class EmbeddedRedis:
             stderr=subprocess.PIPE,
             preexec_fn=die_with_parent_signal,
         )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                err = (
-                    self._process.stderr.read().decode(errors="replace")
-                    if self._process.stderr
-                    else ""
-                )
-                raise EmbeddedRedisError(f"redis-server exited at start: {err.strip()[:300]}")
-            if self._ping():
-                log.info("embedded redis-server pid %d on %s", self._process.pid, self.socket_path)
-                return
-            time.sleep(0.02)
-        self.stop()
-        raise EmbeddedRedisError(f"redis-server did not answer within {timeout_s:.0f} s")
+        return self._process
 
     def _prepare_state_dir(self) -> None:
         """Create the state dir; what is wrong with it is a config error naming the field."""

@@ -97,3 +97,21 @@ class Metrics:
             ["entity"],
             registry=r,
         )
+        self.child_restarts = Counter(
+            f"{P}child_restarts",
+            "Children of `shadowgate serve` restarted after they ended, by component",
+            ["component"],
+            registry=r,
+        )
+        self.component_up = Gauge(
+            f"{P}component_up",
+            "1 when the component works: redis answers, a scoring worker's heartbeat is live, "
+            "the pair publisher is writing",
+            ["component"],
+            registry=r,
+        )
+        self.workers_alive = Gauge(
+            f"{P}scoring_workers_alive",
+            "Scoring workers whose heartbeat in Redis is live",
+            registry=r,
+        )

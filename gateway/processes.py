@@ -1,10 +1,12 @@
-"""Starting and stopping the project's own processes (gateway, simulators) for the demo and
-end-to-end tests: free ports, readiness polling, and a clean SIGTERM-then-SIGKILL stop."""
+"""Starting and stopping the project's own processes (gateway, simulators, workers) for
+`serve`, the demo and end-to-end tests: free ports, readiness polling, restarts, and a clean
+SIGTERM-then-SIGKILL stop."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -13,18 +15,32 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from gateway.errors import ShadowgateError
 
 _PR_SET_PDEATHSIG = 1
 
 
+@functools.cache
+def _prctl() -> Callable[..., Any]:
+    return ctypes.CDLL(None, use_errno=True).prctl
+
+
 def die_with_parent_signal() -> None:
-    """In a child before exec: get SIGTERM when the parent dies, however it dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    """In a child before exec: get SIGTERM when the parent dies, however it dies.
+
+    The kernel sends it when the *thread* that forked the child ends, so children must be
+    started from a thread that outlives them: the main thread, or the supervisor's own."""
+    _prctl()(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def prepare_die_with_parent() -> None:
+    """Load libc's prctl in the parent: between fork and exec only the call itself runs
+    (loading a library there can deadlock on a lock another thread held at fork)."""
+    _prctl()
 
 
 class ProcessStartError(ShadowgateError):
@@ -39,7 +55,9 @@ def free_port() -> int:
 
 
 def shadowgate_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "gateway.cli", *args]
+    """This interpreter running the CLI. `-P`: the child imports the same installed package as
+    its parent, never a `gateway/` folder that happens to be its working directory."""
+    return [sys.executable, "-P", "-m", "gateway.cli", *args]
 
 
 class Child:
@@ -56,15 +74,35 @@ class Child:
     ):
         self.name = name
         self.log_path = log_path
+        self._args = list(args)
+        self._env = {**os.environ, **env}
+        self._die_with_parent = die_with_parent
         self._log = log_path.open("wb") if log_path else None
-        self.process = subprocess.Popen(
-            list(args),
+        self.process = self._spawn()
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        if self._die_with_parent:
+            prepare_die_with_parent()
+        return subprocess.Popen(
+            self._args,
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT if self._log else None,
-            env={**os.environ, **env},
-            preexec_fn=die_with_parent_signal if die_with_parent else None,
+            env=self._env,
+            preexec_fn=die_with_parent_signal if self._die_with_parent else None,
         )
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        """The exit code once the process ended (reaping it), else None."""
+        return self.process.poll()
+
+    def restart(self) -> None:
+        """Start the same command again (after the previous process ended); output appends."""
+        self.process = self._spawn()
 
     def wait_ready(self, url: str, timeout_s: float = 20.0) -> None:
         """Poll `url` until it answers 200; fail early if the process exits."""

@@ -59,6 +59,12 @@ class PairPublisher:
         self._in_hand = 0
         self._writing = False
         self._closed = False
+        self._failing = False
+
+    @property
+    def up(self) -> bool:
+        """Running, and its last write (if any) went through."""
+        return self._task is not None and not self._task.done() and not self._failing
 
     def submit(self, record: PairRecord) -> bool:
         """Queue a record for publishing; False (and counted) when the buffer is full."""
@@ -126,12 +132,14 @@ class PairPublisher:
                 except (RedisError, OSError) as exc:
                     self._writing = False
                     raise_if_cancelled()
+                    self._failing = True
                     self._metrics.redis_up.set(0)
                     log.warning("publish: redis write failed (%s), retry in %.2f s", exc, backoff_s)
                     await asyncio.sleep(backoff_s)
                     backoff_s = min(backoff_s * 2, self._config.max_backoff_s)
                     continue
                 self._writing = False
+                self._failing = False
                 self._metrics.redis_up.set(1)
                 self._metrics.pairs_published.inc(len(batch))
                 self._in_hand = 0

@@ -31,6 +31,7 @@ from gateway.records import Exchange, PairRecord
 from gateway.rollout import RolloutState
 from scoring.backlog import BacklogMeter
 from scoring.drift import feature_psi, samples
+from scoring.heartbeat import alive_workers
 from scoring.records import ScoreRecord
 from scoring.stats import wilson
 
@@ -136,6 +137,8 @@ class Report(BaseModel):
     """Streams with more records in the window than were read (the newest were kept)."""
     unreadable: dict[str, int] = Field(default_factory=dict)
     """Records per stream that did not parse, left out."""
+    workers_alive: int = 0
+    """Scoring workers with a live heartbeat when the report was made."""
 
 
 class _Verdict(BaseModel):
@@ -357,11 +360,12 @@ async def gather_report(
     account = _pair_account(window)
     account.waiting, account.oldest_age_s = backlog.waiting, backlog.oldest_age_s
     raw_state = await redis.get(prefix + "rollout")
+    workers = await alive_workers(redis, prefix)
     return Report(
         since=since, until=until, arms=arms, timeline=timeline,
         divergence=_divergence(scores, config.scoring.review_threshold), pairs=account,
         verdicts=dict(sorted(labels.items())), drift=drift, drift_samples=drift_samples,
         psi_threshold=config.rollout.psi_threshold,
         rollout=RolloutState.model_validate(orjson.loads(raw_state)) if raw_state else None,
-        capped=capped, unreadable=dict(unreadable),
+        capped=capped, unreadable=dict(unreadable), workers_alive=len(workers),
     )  # fmt: skip

@@ -167,6 +167,7 @@ def headline(report: Report) -> list[str]:
             f"rollout: {state.status} at {state.percent:g}% (step {state.step_index + 1} of "
             f"{len(state.steps)}, look {state.look}) {state.reason}".rstrip()
         )
+    lines.append(f"scoring workers alive now: {report.workers_alive}")
     if report.capped:
         lines.append(f"newest records only (--max-records) from: {', '.join(report.capped)}")
     lost = sum(report.pairs.lost.values())

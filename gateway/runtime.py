@@ -29,6 +29,7 @@ from gateway.constants import (
     LOST_TRIMMED_UNSCORED,
 )
 from gateway.headers import credential_headers
+from gateway.health import ComponentHealth
 from gateway.ledger import CounterLedger
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
@@ -128,6 +129,9 @@ class Gateway:
             arm_stats=self.arm_stats,
             replica=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
         )
+        self.health = ComponentHealth(
+            redis=self.redis, prefix=prefix, publisher=self.publisher, metrics=self.metrics
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self.scoring = SnapshotCollector()
         self.metrics.registry.register(self.scoring)
@@ -155,6 +159,9 @@ class Gateway:
             await self.review.ensure_group()
         except (RedisError, OSError) as exc:
             log.warning("review: redis unavailable at start: %s", exc)
+        self.publisher.start()
+        await self.health.check()
+        self._tasks.append(asyncio.create_task(self.health.run(), name="component-health"))
         self._tasks.append(asyncio.create_task(self.traffic.run(), name="traffic-poller"))
         self._tasks.append(asyncio.create_task(self._refresh_scoring(), name="scoring-metrics"))
         self._tasks.append(
@@ -162,7 +169,6 @@ class Gateway:
         )
         if self.candidate is not None:
             self._tasks.append(asyncio.create_task(self.rollout.run(), name="rollout"))
-        self.publisher.start()
         self.ready = True
         return self
 

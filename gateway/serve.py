@@ -1,7 +1,8 @@
 """`shadowgate serve`: runs the data and control planes until SIGTERM/SIGINT.
 
-With no `redis.url`, an embedded redis-server is started first and stopped last. SIGHUP
-re-reads the config file and applies its traffic split; a bad file is logged and ignored.
+With no `redis.url`, an embedded redis-server is started first and stopped last, and a
+scoring worker runs beside the gateway; both are restarted when they die. SIGHUP re-reads
+the config file and applies its traffic split; a bad file is logged and ignored.
 On a stop signal the data plane drains: /readyz turns 503, the port closes, requests in flight
 get `listen.shutdown_grace_s` to finish and are then cut.
 """
@@ -23,8 +24,10 @@ from gateway.config import Config, apply_environment, load_config
 from gateway.data_server import DataServer
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
+from gateway.metrics import Metrics
 from gateway.processes import Child, shadowgate_command
 from gateway.runtime import Gateway
+from gateway.supervisor import Supervisor
 from gateway.traffic import TrafficSplit
 
 log = logging.getLogger("shadowgate.serve")
@@ -76,15 +79,22 @@ async def drain(gateway: Gateway, runner: web.BaseRunner) -> None:
 
 
 async def serve_async(
-    config: Config, *, redis_url: str, config_path: Path | None, ready: asyncio.Event | None = None
+    config: Config,
+    *,
+    redis_url: str,
+    config_path: Path | None,
+    metrics: Metrics,
+    supervisor: Supervisor,
+    ready: asyncio.Event | None = None,
 ) -> None:
-    """Run both planes on `redis_url` until a stop signal arrives."""
+    """Run both planes on `redis_url` until a stop signal arrives, with `supervisor`
+    restarting the children it watches meanwhile."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task[None]] = set()
-    async with Gateway(config=config, redis_url=redis_url) as gateway:
+    async with Gateway(config=config, redis_url=redis_url, metrics=metrics) as gateway:
         if config_path is not None:
 
             def on_hup() -> None:
@@ -98,6 +108,7 @@ async def serve_async(
         control = web.AppRunner(build_control_app(gateway), access_log=None)
         await data.setup()
         await control.setup()
+        supervising = asyncio.create_task(supervisor.run(), name="supervisor")
         try:
             await web.TCPSite(
                 data, config.listen.host, config.listen.port, backlog=config.listen.backlog
@@ -119,6 +130,10 @@ async def serve_async(
             log.info("shutting down")
             await drain(gateway, data)
         finally:
+            # First, so that no child is started again while the gateway stops them.
+            supervising.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervising
             await data.cleanup()
             await control.cleanup()
             for task in reloads:
@@ -131,9 +146,11 @@ async def serve_async(
 def run_serve(config_path: Path) -> int:
     """Entry point of `shadowgate serve`; returns the process exit code.
 
-    Without `redis.url`, an embedded redis-server and one scoring worker run as children;
-    both die with the gateway, even when it is killed."""
+    Without `redis.url`, an embedded redis-server and one scoring worker run as children,
+    restarted when they end; both die with the gateway, even when it is killed."""
     config = apply_environment(load_config(config_path))
+    metrics = Metrics()
+    supervisor = Supervisor(metrics=metrics)
     embedded: EmbeddedRedis | None = None
     worker: Child | None = None
     redis_url = config.redis.url
@@ -148,11 +165,22 @@ def run_serve(config_path: Path) -> int:
             env={},
             die_with_parent=True,
         )
+        supervisor.watch("redis", embedded)
+        supervisor.watch("worker", worker)
     try:
-        uvloop.run(serve_async(config, redis_url=redis_url, config_path=config_path))
+        uvloop.run(
+            serve_async(
+                config,
+                redis_url=redis_url,
+                config_path=config_path,
+                metrics=metrics,
+                supervisor=supervisor,
+            )
+        )
     finally:
         if worker is not None:
             worker.stop()
         if embedded is not None:
             embedded.stop()
+        supervisor.close()
     return 0

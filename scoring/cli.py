@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -13,6 +14,7 @@ import uvloop
 from gateway.config import Config
 from gateway.redis_client import connect
 from scoring.embedder import Embedder
+from scoring.heartbeat import Heartbeat
 from scoring.llm_judge.stage import open_judge
 from scoring.worker import ScoringWorker
 
@@ -27,6 +29,15 @@ async def _run(config: Config, redis_url: str, embedder: Embedder) -> None:
     redis = connect(config.redis, redis_url)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     worker: ScoringWorker | None = None
+    heartbeat = Heartbeat(
+        redis=redis,
+        prefix=config.redis.key_prefix,
+        name=consumer,
+        interval_s=config.scoring.heartbeat_s,
+    )
+    beating = asyncio.create_task(
+        heartbeat.run(lambda: worker.scored if worker is not None else 0), name="heartbeat"
+    )
     try:
         async with open_judge(config, redis) as judge:
             worker = ScoringWorker(
@@ -35,6 +46,10 @@ async def _run(config: Config, redis_url: str, embedder: Embedder) -> None:
             log.info("scoring worker %s started (judge %s)", consumer, "on" if judge else "off")
             await worker.run(stop)
     finally:
+        beating.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beating
+        await heartbeat.clear()
         await redis.aclose()
         scored = worker.scored if worker is not None else 0
         log.info("scoring worker %s stopped after %d pairs", consumer, scored)

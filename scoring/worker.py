@@ -179,16 +179,26 @@ class ScoringWorker:
                     raise
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Score batches until `stop` is set; Redis outages are waited out."""
-        await self.ensure_groups()
+        """Score batches until `stop` is set; Redis outages are waited out, and groups that
+        vanished with Redis's data are created again."""
+        groups_ready = False
         while not stop.is_set():
             try:
+                if not groups_ready:
+                    await self.ensure_groups()
+                    groups_ready = True
                 batch = await self.next_batch()
                 if batch:
                     await self.process(batch)
             except (RedisError, OSError) as exc:
                 raise_if_cancelled()
-                log.warning("worker: redis unavailable (%s); retrying", exc)
+                if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
+                    # Redis lost the group (it came back empty, or the key was deleted):
+                    # waiting would never bring it back. Made again, it reads from the start.
+                    log.warning("worker: consumer group missing (%s); creating it again", exc)
+                    groups_ready = False
+                else:
+                    log.warning("worker: redis unavailable (%s); retrying", exc)
                 await asyncio.sleep(1.0)
 
     async def next_batch(self, block_ms: int | None = None) -> list[Entry]:

@@ -4,10 +4,11 @@ simulator processes, driven by the real `openai` client."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,11 +189,43 @@ def test_openai_client_streaming_and_not_through_the_gateway(stack: Stack) -> No
     assert scored == {p.id for p in pairs}
 
 
-def test_killing_redis_mid_run_does_not_touch_users(stack: Stack) -> None:
+def wait_until(predicate: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def readyz(stack: Stack) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{stack.control_url}/readyz", timeout=5) as response:
+        body: dict[str, Any] = orjson.loads(response.read())
+        return body
+
+
+def restarts(stack: Stack, component: str) -> float:
+    with urllib.request.urlopen(f"{stack.control_url}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    pattern = rf'^shadowgate_child_restarts_total{{component="{component}"}} (\S+)$'
+    found = re.search(pattern, text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def answers(stack: Stack) -> bool:
+    client = stack.redis()
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def test_killed_redis_is_restarted_and_users_never_notice(stack: Stack) -> None:
     client = stack.client()
     messages = [{"role": "user", "content": "hello"}]
     client.chat.completions.create(model="m", messages=messages)  # type: ignore[arg-type]
-    os.kill(stack.redis_server_pid(), signal.SIGKILL)
+    killed = stack.redis_server_pid()
+    os.kill(killed, signal.SIGKILL)
     for i in range(20):
         completion = client.chat.completions.create(
             model="m",
@@ -201,8 +234,31 @@ def test_killing_redis_mid_run_does_not_touch_users(stack: Stack) -> None:
         )
         assert completion.choices[0].message.content
     client.close()
-    with urllib.request.urlopen(f"{stack.control_url}/readyz", timeout=5) as response:
-        assert orjson.loads(response.read())["redis"] == "down"
+    # Reaped, not left a zombie; started again, and the restart counted and logged.
+    wait_until(lambda: not Path(f"/proc/{killed}").exists())
+    wait_until(lambda: restarts(stack, "redis") == 1)
+    assert stack.redis_server_pid() != killed
+    wait_until(lambda: readyz(stack)["redis"] == "up" and answers(stack))
+    assert stack.gateway.log_path is not None
+    assert f"redis (pid {killed}) exited with -9" in stack.gateway.log_path.read_text()
+
+
+def test_a_killed_scoring_worker_is_restarted_and_scores_again(stack: Stack) -> None:
+    wait_until(lambda: readyz(stack)["workers_alive"] == 1)
+    killed = stack.child_pid(b"score")
+    os.kill(killed, signal.SIGKILL)
+    wait_until(lambda: not Path(f"/proc/{killed}").exists())
+    wait_until(lambda: restarts(stack, "worker") == 1)
+    assert stack.child_pid(b"score") != killed
+    client = stack.client()
+    client.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "hello"}],
+    )
+    client.close()
+    redis_client = stack.redis()
+    wait_until(lambda: redis_client.xlen("shadowgate:scores") == 1, timeout_s=40)
+    redis_client.close()
 
 
 def test_sighup_reloads_the_traffic_split_and_refuses_a_bad_file(stack: Stack) -> None:

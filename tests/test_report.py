@@ -20,6 +20,7 @@ from gateway.records import Exchange, PairRecord, Usage
 from gateway.report import FlagCounts, Report, gather_report, histogram_quantile, read_stream
 from gateway.report_cli import parse_duration
 from gateway.report_table import render_text
+from scoring.heartbeat import Heartbeat
 from scoring.records import ScoreRecord
 from tests.conftest import Rig, RigFactory
 
@@ -215,3 +216,16 @@ async def test_report_cli_prints_the_table_and_writes_html_with_plots(
     assert err.strip().splitlines() == [
         "shadowgate: config error: --since: expected a duration such as 15m, 1h or 2d, got '1y'"
     ]
+
+
+async def test_report_says_how_many_scoring_workers_are_alive(make_rig: RigFactory) -> None:
+    rig = await make_rig()
+    assert "scoring workers alive now: 0" in render_text(await gather(rig))
+    heartbeat = Heartbeat(
+        redis=rig.gateway.redis, prefix=rig.gateway.config.redis.key_prefix, name="w1",
+        interval_s=60,
+    )  # fmt: skip
+    await heartbeat.beat(scored=0)
+    report = await gather(rig)
+    assert report.workers_alive == 1
+    assert "scoring workers alive now: 1" in render_text(report)

@@ -207,3 +207,27 @@ async def test_a_changed_dose_is_queued_with_its_evidence_above_embedding_only_d
     assert [(e.kind, e.production, e.candidate) for e in evidence] == [("number", "500 mg", "5 g")]
     assert items["dose"].score.reasons == ["evidence:number"]
     assert items["dose"].priority > items["pair-3"].priority
+
+
+async def test_a_worker_whose_redis_came_back_empty_recreates_its_group_and_scores(
+    redis: Any, embedder: Embedder
+) -> None:
+    worker = ScoringWorker(config=config(), redis=redis, embedder=embedder, consumer="w1")
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await publish(redis, [pair(1, "Paris.")])
+        async with asyncio.timeout(10):
+            while worker.scored < 1:
+                await asyncio.sleep(0.05)
+        # Redis restarted with nothing on disk: streams and consumer groups are gone, and
+        # the gateway's publisher creates the pairs stream again with its next record.
+        await redis.flushall()
+        await publish(redis, [pair(2, "Lyon.")])
+        async with asyncio.timeout(10):
+            while not await scores(redis):
+                await asyncio.sleep(0.05)
+        assert [s.pair_id for s in await scores(redis)] == ["pair-2"]
+    finally:
+        stop.set()
+        await running
