@@ -106,9 +106,22 @@ class UpstreamConfig(_Model):
         return str(url).rstrip("/")
 
 
+class CandidateConfig(UpstreamConfig):
+    """The candidate: an upstream that may serve its own model name (`gpt-4.1` for production's
+    `gpt-4o`, a vLLM `--served-model-name`)."""
+
+    model: str | None = Field(
+        default=None, description="the model name mirrors and canary requests carry"
+    )
+    model_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="production model name -> the candidate's; takes precedence over `model`",
+    )
+
+
 class UpstreamsConfig(_Model):
     production: UpstreamConfig
-    candidate: UpstreamConfig | None = None
+    candidate: CandidateConfig | None = None
 
 
 class TrafficConfig(_Model):

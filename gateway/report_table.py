@@ -76,6 +76,16 @@ def _arm_tables(arms: list[ArmReport]) -> list[Table]:
     return [traffic, latency, usage]
 
 
+def _models_table(report: Report) -> Table:
+    return Table(
+        "models",
+        ("production model", "candidate model", "mirrored pairs"),
+        [(production, candidate, str(n)) for production, candidate, n in report.models],
+        ["the candidate's name comes from upstreams.candidate.model / model_map; canary "
+         "requests carry it too"],
+    )  # fmt: skip
+
+
 def _quantile_row(name: str, values: list[float]) -> tuple[str, ...]:
     if not values:
         return (name, "0", "-", "-", "-")
@@ -151,7 +161,8 @@ def headline(report: Report) -> list[str]:
 
 def tables(report: Report) -> list[Table]:
     """Every table of the report, in reading order."""
-    return [*_arm_tables(report.arms), *_divergence_tables(report), _drift_table(report)]
+    return [*_arm_tables(report.arms), _models_table(report), *_divergence_tables(report),
+            _drift_table(report)]  # fmt: skip
 
 
 def format_table(table: Table) -> list[str]:

@@ -27,6 +27,7 @@ from gateway.constants import (
 )
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
+from gateway.model_names import ModelNames
 from gateway.proxy import ProxyHandler
 from gateway.publish import PairPublisher
 from gateway.redis_client import connect, raise_if_cancelled
@@ -84,6 +85,7 @@ class Gateway:
                 config=config.shadow,
                 capture=config.capture,
                 candidate=self.candidate,
+                models=ModelNames.for_candidate(candidate_config),
                 production_url=self.production.base_url,
                 session=self.shadow_pool,
                 scrubber=self.scrubber,
