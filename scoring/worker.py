@@ -38,6 +38,7 @@ from gateway.redis_client import raise_if_cancelled
 from scoring.aggregates import aggregate_fields
 from scoring.divergence import Flagger, NoiseFloor, priority, score_pair
 from scoring.embedder import Embedder
+from scoring.providers import batching
 from scoring.records import ReviewItem, ScoreRecord
 
 log = logging.getLogger("shadowgate.worker")
@@ -122,7 +123,7 @@ class ScoringWorker:
     async def next_batch(self, block_ms: int | None = None) -> list[Entry]:
         """Stalled entries first, then new ones: up to `batch_size`, waiting at most
         `max_wait_ms` for a batch to fill once its first entry is in."""
-        size = self._config.batch_size
+        size = batching(self._config).pairs
         block_ms = self._block_ms if block_ms is None else block_ms
         # Redis 6.2 answers (next, entries); 7.0 adds the ids of deleted entries.
         reply = await self._redis.xautoclaim(
