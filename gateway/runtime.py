@@ -50,8 +50,18 @@ log = logging.getLogger("shadowgate.runtime")
 class Gateway:
     """Owns every long-lived resource of one gateway process; use as an async context."""
 
-    def __init__(self, *, config: Config, redis_url: str, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        redis_url: str,
+        metrics: Metrics | None = None,
+        control_plane: bool = True,
+    ) -> None:
+        """`control_plane=False`: one of several data-plane processes of `serve --workers N`,
+        whose parent runs the control plane's loops (the rollout controller) once for all."""
         self.config = config
+        self.control_plane = control_plane
         self.redis_url = redis_url
         self.metrics = metrics or Metrics()
         self.ready = False
@@ -153,7 +163,7 @@ class Gateway:
         self._tasks.append(
             asyncio.create_task(self.arm_stats.run(before_flush=self.ledger.copy), name="arm-stats")
         )
-        if self.candidate is not None:
+        if self.candidate is not None and self.control_plane:
             self._tasks.append(asyncio.create_task(self.rollout.run(), name="rollout"))
         self.publisher.start()
         self.ready = True
