@@ -271,6 +271,23 @@ def _default_compile_cache() -> Path:
     return Path(base) / "shadowgate" / "models"
 
 
+class DetectionConfig(_Model):
+    """Signals that compare what the answers assert, and how production's noise gates them."""
+
+    enabled: bool = True
+    queue_severity: Literal["low", "medium", "high"] = Field(
+        default="medium", description="evidence at or above this severity queues the pair"
+    )
+    noise_window: PositiveInt = Field(
+        default=500, description="pairs per route remembered for evidence rates"
+    )
+    noise_min_samples: PositiveInt = Field(
+        default=30, description="noise samples a route needs before its rates gate evidence"
+    )
+    noise_relative_margin: Annotated[float, Field(ge=0)] = 0.2
+    noise_absolute_margin: Annotated[float, Field(ge=0, le=1)] = 0.03
+
+
 class ScoringConfig(_Model):
     model: Path | None = Field(
         default=None, description="ONNX model file; unset: the int8 all-MiniLM-L6-v2"
@@ -310,6 +327,7 @@ class ScoringConfig(_Model):
     review_maxlen: PositiveInt = 50_000
     refusal_patterns: list[str] = Field(default_factory=list)
     length_ratio_bounds: tuple[float, float] = (0.33, 3.0)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
 
     @field_validator("providers", mode="before")
     @classmethod

@@ -40,10 +40,12 @@ from gateway.constants import (
 from gateway.records import PairRecord
 from gateway.redis_client import raise_if_cancelled
 from scoring.aggregates import aggregate_fields
-from scoring.divergence import Flagger, NoiseFloor, priority, score_pair
+from scoring.divergence import Flagger, NoiseFloor, priority, score_pair, signals_of
 from scoring.embedder import Embedder
 from scoring.providers import batching
 from scoring.records import ReviewItem, ScoreRecord
+from scoring.signals.detect import Detector
+from scoring.signals.gate import EvidenceNoise, PairSignals
 
 log = logging.getLogger("shadowgate.worker")
 
@@ -143,6 +145,9 @@ class ScoringWorker:
         self._noise = NoiseFloor(
             window=config.scoring.noise_window, quantile=config.scoring.noise_quantile
         )
+        detection = config.scoring.detection
+        self._detector = Detector(vocabulary=embedder.vocabulary()) if detection.enabled else None
+        self._evidence_noise = EvidenceNoise(detection)
         self._commit = redis.register_script(_COMMIT)
         self._claim = redis.register_script(_CLAIM)
         self._dead_letter_script = redis.register_script(_DEAD_LETTER)
@@ -233,7 +238,8 @@ class ScoringWorker:
         if not pairs:
             return
         try:
-            vectors = await self._embed(pairs)
+            # The signals run in a thread beside the embedding (onnxruntime releases the GIL).
+            vectors, signals = await asyncio.gather(self._embed(pairs), self._signals(pairs))
             scores = [
                 score_pair(
                     pair,
@@ -241,6 +247,8 @@ class ScoringWorker:
                     config=self._config,
                     flagger=self._flagger,
                     noise_floor=self._noise,
+                    signals=signals[n],
+                    evidence_noise=self._evidence_noise,
                 )
                 for n, (_, pair) in enumerate(pairs)
             ]
@@ -251,6 +259,19 @@ class ScoringWorker:
             return
         for (entry_id, pair), score in zip(pairs, scores, strict=True):
             await self._write(entry_id, pair, score)
+
+    async def _signals(self, pairs: list[tuple[str, PairRecord]]) -> list[PairSignals | None]:
+        detector = self._detector
+        if detector is None:
+            return [None] * len(pairs)
+        return await asyncio.to_thread(lambda: [self._signals_of(p, detector) for _, p in pairs])
+
+    def _signals_of(self, pair: PairRecord, detector: Detector) -> PairSignals | None:
+        try:
+            return signals_of(pair, detector=detector, flagger=self._flagger)
+        except Exception:  # a signal's bug must not cost the pair its score
+            log.exception("worker: signals failed on pair %s", pair.id)
+            return None
 
     async def _embed(
         self, pairs: list[tuple[str, PairRecord]]
