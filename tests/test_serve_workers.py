@@ -167,7 +167,7 @@ async def test_a_killed_data_plane_process_is_restarted_and_counted(workers: Wor
     assert await send(workers.data_url, 20, concurrency=4) == [200] * 20
     victim, survivor = workers.data_plane_pids()
     os.kill(victim, signal.SIGKILL)
-    await workers.wait_metric("shadowgate_process_restarts_total", 1, process="data_plane")
+    await workers.wait_metric("shadowgate_child_restarts_total", 1, component="data_plane")
     await workers.wait_metric("shadowgate_data_processes", 2)
     pids = workers.data_plane_pids()
     assert survivor in pids and victim not in pids and len(pids) == 2
