@@ -96,9 +96,6 @@ class DataProcesses:
     def serving(self) -> int:
         return len(self._serving)
 
-    def pids(self) -> list[int]:
-        return [p.pid for p in self._processes if p is not None and p.returncode is None]
-
     async def start(self) -> None:
         """Start every process and wait until each listens; one that exits first fails it."""
         await asyncio.gather(*(self._start_one(i) for i in range(len(self._processes))))
