@@ -1,6 +1,8 @@
 """The small servers the proxy benchmark runs, each in its own process: `floor`, the least an
 aiohttp + uvloop proxy can do (what the framework alone costs); `hung`, a candidate that reads
-requests and never answers; `paced`, the simulator streaming tokens at a fixed rate.
+requests and never answers; `flood`, one that answers every request with 20 MiB; `cut`, one
+that starts a stream and closes the connection inside it; `paced`, the simulator streaming
+tokens at a fixed rate.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import uvloop
 from aiohttp import web
 
 from gateway.simulator import SimProfile, start
+
+FLOOD_BYTES = 20 << 20
+FLOOD_CHUNK = 64 << 10
 
 
 async def floor_proxy(port: int, upstream: str) -> None:
@@ -68,6 +73,49 @@ async def hung_server(port: int) -> None:
         await server.serve_forever()
 
 
+async def _read_request(reader: asyncio.StreamReader) -> bool:
+    """Reads one request (head and Content-Length body); False at the end of the connection."""
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return False
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return True
+
+
+async def misbehaving_server(port: int, role: str) -> None:
+    """`flood`: a chunked JSON answer of 20 MiB to every request, written as fast as the
+    reader takes it. `cut`: the head and part of a stream event, then the connection drops."""
+    piece = b"%x\r\n%s\r\n" % (FLOOD_CHUNK, b" " * FLOOD_CHUNK)
+    stream_head = b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await _read_request(reader):
+                if role == "cut":
+                    writer.write(stream_head % b"text/event-stream" + b'40\r\ndata: {"choices"')
+                    await writer.drain()
+                    break
+                writer.write(stream_head % b"application/json")
+                for _ in range(FLOOD_BYTES // FLOOD_CHUNK):
+                    writer.write(piece)
+                    await writer.drain()
+                writer.write(b"0\r\n\r\n")
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
 async def paced_simulator(port: int, tokens_per_s: float) -> None:
     profile = SimProfile(name="paced", model="paced-model", tokens_per_s=tokens_per_s, seed=0)
     runner, _ = await start(profile, "127.0.0.1", port)
@@ -79,7 +127,7 @@ async def paced_simulator(port: int, tokens_per_s: float) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks._peers")
-    parser.add_argument("role", choices=["floor", "hung", "paced"])
+    parser.add_argument("role", choices=["floor", "hung", "flood", "cut", "paced"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", default="", help="base URL the floor proxy forwards to")
     parser.add_argument("--tokens-per-s", type=float, default=1000.0, help="paced simulator")
@@ -88,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         uvloop.run(floor_proxy(args.port, args.upstream))
     elif args.role == "hung":
         uvloop.run(hung_server(args.port))
+    elif args.role in ("flood", "cut"):
+        uvloop.run(misbehaving_server(args.port, args.role))
     else:
         uvloop.run(paced_simulator(args.port, args.tokens_per_s))
 

@@ -43,6 +43,14 @@ RATE = 500.0
 PACED_TOKENS_S = 1000
 ROOT = Path(__file__).resolve().parents[1]
 MIB = 2**20
+SHADOW_OUTCOMES = (
+    "sent",
+    "truncated",
+    "failed",
+    "timeout",
+    "dropped_saturated",
+    "dropped_circuit_open",
+)
 Row = tuple[str, str, str]
 
 
@@ -61,6 +69,8 @@ class Plan:
     ttfb_count: int
     rss_requests: int
     quiet_wait_s: float
+    misbehaving_s: float
+    misbehaving_rounds: int
     worker_rounds: int
 
     @classmethod
@@ -74,6 +84,8 @@ class Plan:
                 ttfb_count=100,
                 rss_requests=10_000,
                 quiet_wait_s=3,
+                misbehaving_s=1.5,
+                misbehaving_rounds=3,
                 worker_rounds=2,
             )
         return cls(
@@ -84,6 +96,8 @@ class Plan:
             ttfb_count=300,
             rss_requests=50_000,
             quiet_wait_s=20,
+            misbehaving_s=3,
+            misbehaving_rounds=6,
             worker_rounds=3,
         )
 
@@ -101,7 +115,7 @@ class Gateway:
         return psutil.Process(self.child.process.pid)
 
     def wait_ready(self) -> None:
-        self.child.wait_ready(f"http://127.0.0.1:{self.control}/readyz", timeout_s=30)
+        self.child.wait_ready(f"http://127.0.0.1:{self.control}/readyz", timeout_s=90)
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of one metric's samples whose labels include `labels`."""
@@ -118,8 +132,7 @@ class Gateway:
         return total
 
     def shadow_outcomes(self) -> dict[str, float]:
-        outcomes = ("sent", "dropped_saturated", "failed", "timeout")
-        return {o: self.metric("shadowgate_shadow_total", outcome=o) for o in outcomes}
+        return {o: self.metric("shadowgate_shadow_total", outcome=o) for o in SHADOW_OUTCOMES}
 
     def set_shadow_percent(self, percent: float) -> None:
         request = urllib.request.Request(
@@ -153,7 +166,14 @@ class Bench:
         return self.spawn(name or role, command)
 
     def gateway(
-        self, name: str, *, production: int, candidate: int, shadow_percent: float, workers: int = 1
+        self,
+        name: str,
+        *,
+        production: int,
+        candidate: int,
+        shadow_percent: float,
+        breaker: bool = True,
+        workers: int = 1,
     ) -> Gateway:
         assert self.redis is not None
         port, control = free_port(), free_port()
@@ -166,7 +186,7 @@ class Bench:
             },
             "traffic": {"shadow_percent": shadow_percent},
             # Mirrors to a hung candidate pile up to shadow.max_in_flight and stay there.
-            "shadow": {"timeout_s": 600},
+            "shadow": {"timeout_s": 600} | ({} if breaker else {"breaker_failures": 10**9}),
             # One Redis for every gateway, each under its own prefix: no embedded scoring
             # worker is started, so none competes with the gateway for the two cores.
             "redis": {"url": self.redis.url, "key_prefix": f"{name}:"},
@@ -217,6 +237,10 @@ class Setup:
     hung: Gateway  # shadow 100%, candidate hung
     gw_sim: Gateway  # production: the fast simulator
     gw_paced: Gateway  # production: the paced simulator
+    flood: Gateway  # shadow 100%, the candidate answers 20 MiB
+    cut: Gateway  # shadow 100%, the candidate closes mid-stream
+    flood_every: Gateway  # the same two with the circuit breaker off: every mirror goes out
+    cut_every: Gateway
 
 
 def start_origin(bench: Bench, nginx_path: str) -> tuple[Nginx, int, int]:
@@ -239,6 +263,7 @@ def start_origin(bench: Bench, nginx_path: str) -> tuple[Nginx, int, int]:
 def start_all(bench: Bench, nginx_path: str) -> Setup:
     origin_nginx, origin, same_worker = start_origin(bench, nginx_path)
     hung, floor = free_port(), free_port()
+    flood, cut = free_port(), free_port()
     sim, sim_candidate, paced, paced_floor = free_port(), free_port(), free_port(), free_port()
     proxy = free_port()
     proxy_nginx = Nginx(
@@ -253,6 +278,7 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         "floor", paced_floor, f"--upstream=http://127.0.0.1:{paced}", name="floor-paced"
     )
     hung_child = bench.peer("hung", hung)
+    flood_child, cut_child = bench.peer("flood", flood), bench.peer("cut", cut)
     paced_child = bench.peer("paced", paced, f"--tokens-per-s={PACED_TOKENS_S}")
     sims = [
         (
@@ -261,6 +287,18 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         )
         for port in (sim, sim_candidate)
     ]
+    # The upstreams first, then the gateways: started all at once on a busy machine, a dozen
+    # interpreters importing their modules took longer than any of them may take to start.
+    origin_nginx.wait_ready()
+    proxy_nginx.wait_ready()
+    wait_port(hung, hung_child)
+    wait_port(flood, flood_child)
+    wait_port(cut, cut_child)
+    floor_child.wait_ready(f"http://127.0.0.1:{floor}/healthz")
+    paced_child.wait_ready(f"http://127.0.0.1:{paced}/healthz")
+    paced_floor_child.wait_ready(f"http://127.0.0.1:{paced_floor}/healthz")
+    for child, port in sims:
+        child.wait_ready(f"http://127.0.0.1:{port}/healthz")
     setup = Setup(
         origin=origin_nginx,
         origin_port=origin,
@@ -279,21 +317,32 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         gw_paced=bench.gateway(
             "gwpaced", production=paced, candidate=sim_candidate, shadow_percent=0
         ),
+        flood=bench.gateway("gwflood", production=origin, candidate=flood, shadow_percent=100),
+        cut=bench.gateway("gwcut", production=origin, candidate=cut, shadow_percent=100),
+        flood_every=bench.gateway(
+            "gwfloodnb", production=origin, candidate=flood, shadow_percent=100, breaker=False
+        ),
+        cut_every=bench.gateway(
+            "gwcutnb", production=origin, candidate=cut, shadow_percent=100, breaker=False
+        ),
     )
-    origin_nginx.wait_ready()
-    proxy_nginx.wait_ready()
-    wait_port(hung, hung_child)
-    floor_child.wait_ready(f"http://127.0.0.1:{floor}/healthz")
-    paced_child.wait_ready(f"http://127.0.0.1:{paced}/healthz")
-    paced_floor_child.wait_ready(f"http://127.0.0.1:{paced_floor}/healthz")
-    for child, port in sims:
-        child.wait_ready(f"http://127.0.0.1:{port}/healthz")
-    for gateway in (setup.gw, setup.twin, setup.hung, setup.gw_sim, setup.gw_paced):
+    gateways = (
+        setup.gw,
+        setup.twin,
+        setup.hung,
+        setup.gw_sim,
+        setup.gw_paced,
+        setup.flood,
+        setup.cut,
+        setup.flood_every,
+        setup.cut_every,
+    )
+    for gateway in gateways:
         gateway.wait_ready()
     return setup
 
 
-def wait_port(port: int, child: Child, timeout_s: float = 10.0) -> None:
+def wait_port(port: int, child: Child, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and child.process.poll() is None:
         try:
@@ -592,6 +641,105 @@ def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Fai
     ]
 
 
+def misbehaving(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:
+    """Four users back to back (closed loop, 4 connections) on one gateway at a time, in
+    rounds whose order rotates: shadow 0%; shadow 100% to a healthy candidate (the twin, left
+    at 100% by the shadowing phase); to one that answers 20 MiB; to one that closes
+    mid-stream; those two again with the circuit breaker off, so that every mirror goes out.
+    The ratios are medians over rounds of each round's figure against that round's 0%."""
+    gateways = {
+        "gw": setup.gw,
+        "healthy": setup.twin,
+        "flood": setup.flood,
+        "cut": setup.cut,
+        "flood_every": setup.flood_every,
+        "cut_every": setup.cut_every,
+    }
+    for name, gateway in gateways.items():  # warm-up: pools, code paths
+        load("closed", {name: gateway.port}, "--connections=4", "--duration=0.5")
+    outcomes_before = {name: gateway.shadow_outcomes() for name, gateway in gateways.items()}
+    cpu_before = {name: _cpu_s(gateway) for name, gateway in gateways.items()}
+    served = dict.fromkeys(gateways, 0)
+    rounds: list[dict[str, dict[str, Any]]] = []
+    with background.phase("misbehaving candidate"):
+        for index in range(plan.misbehaving_rounds):
+            names = list(gateways)
+            order = names[index % len(names) :] + names[: index % len(names)]
+            result: dict[str, dict[str, Any]] = {}
+            for name in order:
+                report = load(
+                    "closed",
+                    {name: gateways[name].port},
+                    "--connections=4",
+                    f"--duration={plan.misbehaving_s}",
+                )
+                result[name] = report["targets"]["closed"] | {"rps": report["rps"]}
+                served[name] += result[name]["ok"]
+                failures.note("misbehaving", {name: result[name]})
+            rounds.append(result)
+    cpu_us = {
+        name: (_cpu_s(gateway) - cpu_before[name]) / max(1, served[name]) * 1e6
+        for name, gateway in gateways.items()
+    }
+    mirrors = {
+        name: {
+            outcome: count - outcomes_before[name][outcome]
+            for outcome, count in gateway.shadow_outcomes().items()
+            if count > outcomes_before[name][outcome]
+        }
+        for name, gateway in gateways.items()
+    }
+
+    def median(name: str, field_name: str) -> float:
+        return float(statistics.median(r[name][field_name] for r in rounds))
+
+    def ratio(name: str, quantile: str) -> float:
+        return float(statistics.median(r[name][quantile] / r["gw"][quantile] for r in rounds))
+
+    def figure(name: str) -> str:
+        outcomes = ", ".join(f"{count:,.0f} {outcome}" for outcome, count in mirrors[name].items())
+        return (
+            f"{ms(median(name, 'p50_ms'))} / {ms(median(name, 'p99_ms'))} ms, "
+            f"{median(name, 'rps'):,.0f} req/s, CPU per request {cpu_us[name]:.0f} µs"
+            + (f"; mirrors: {outcomes}" if outcomes else "")
+        )
+
+    rows: list[Row] = [
+        (
+            f"4 users back to back (closed loop), shadow 0%, median of {len(rounds)} rounds: "
+            "p50 / p99",
+            figure("gw"),
+            "",
+        ),
+        (
+            "  shadow 100%, healthy candidate: p50 / p99 (ratio to 0%)",
+            f"{figure('healthy')} ({ratio('healthy', 'p50_ms'):.2f} / "
+            f"{ratio('healthy', 'p99_ms'):.2f})",
+            "",
+        ),
+    ]
+    labels = {
+        "flood": "**shadow 100%, candidate answering 20 MiB**",
+        "cut": "**shadow 100%, candidate closing mid-stream**",
+        "flood_every": "  the same, circuit breaker off (every mirror reads 1 MiB, then closes)",
+        "cut_every": "  candidate closing mid-stream, circuit breaker off",
+    }
+    for name, label in labels.items():
+        p50, p99 = ratio(name, "p50_ms"), ratio(name, "p99_ms")
+        rows.append(
+            (
+                f"  {label}: p50 / p99 (ratio to 0%; to the healthy candidate)",
+                f"{figure(name)} ({p50:.2f} / {p99:.2f}; "
+                f"{p50 / ratio('healthy', 'p50_ms'):.2f} / "
+                f"{p99 / ratio('healthy', 'p99_ms'):.2f})",
+                f"ratio ≤ 1.10: {verdict(p50, 1.10)} / {verdict(p99, 1.10)}"
+                if label.startswith("**")
+                else "",
+            )
+        )
+    return rows
+
+
 def workers(
     bench: Bench,
     origin: Nginx,
@@ -729,6 +877,7 @@ def run(plan: Plan, *, workers_only: bool = False) -> int:
             setup = start_all(bench, nginx_path)
             rows, late50, late99 = fixed_rate(setup, plan, background, failures)
             rows += shadowing(setup, plan, background, failures)
+            rows += misbehaving(setup, plan, background, failures)
             rows += closed_loops(setup, plan, background, failures)
             rows += workers(bench, setup.origin, setup.origin_port, plan, background, failures)
             rows += streaming(setup, plan, background, failures)

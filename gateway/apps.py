@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gateway import control, review_api
 from gateway.data_server import DataServer
+from gateway.http_log import server_log
 from gateway.runtime import GATEWAY_KEY, Gateway
 
 
@@ -21,7 +22,7 @@ def build_data_server(gateway: Gateway) -> DataServer:
 
 def build_control_app(gateway: Gateway) -> web.Application:
     """The control-plane app: health, metrics, admin (and later review) routes."""
-    app = web.Application()
+    app = web.Application(handler_args={"logger": server_log})
     app[GATEWAY_KEY] = gateway
     control.add_routes(app)
     review_api.add_routes(app)

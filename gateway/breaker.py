@@ -1,11 +1,13 @@
-"""A circuit breaker for the mirror path: stop calling a candidate that refuses connections.
+"""A circuit breaker for the mirror path: stop calling a candidate that keeps failing.
 
 A candidate that is down answers a connection attempt at once, so its mirrors never fill
 `shadow.max_in_flight` and every shadowed request would still pay for scrubbing, a connect
-attempt and a pair record that says only "failed". After `failures` refused connections in a
-row the breaker opens: mirrors are dropped (and counted) for `cooldown_s`, then one probe is
-let through (one per cooldown, so a probe that never reports back cannot wedge it); its
-success closes the breaker, its failure keeps it open.
+attempt and a pair record that says only "failed". One that breaks its answers off or sends
+more than the capture keeps costs a connection and a read per mirror, on the users' loop,
+for a pair no one can score. After `failures` such calls in a row the breaker opens: mirrors
+are dropped (and counted) for `cooldown_s`, then one probe is let through (one per cooldown,
+so a probe that never reports back cannot wedge it); its success closes the breaker, its
+failure keeps it open.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ class CircuitBreaker:
         self._open_until = now + self._cooldown_s
         return True
 
-    def record(self, *, refused: bool) -> None:
-        """The result of a call the breaker allowed: refused means no connection was made."""
-        if not refused:
+    def record(self, *, failed: bool) -> None:
+        """The result of a call the breaker allowed: failed means refused, broken off or
+        over the capture cap; an answer read whole, whatever its status, is a success."""
+        if not failed:
             self._streak = 0
             return
         self._streak += 1

@@ -137,16 +137,25 @@ def _parse_sse(body: bytes, answer: Answer) -> None:
 
 
 def reassemble(
-    body: bytes, *, content_type: str | None, content_encoding: str | None, limit: int
+    body: bytes,
+    *,
+    content_type: str | None,
+    content_encoding: str | None,
+    limit: int,
+    truncated: bool = False,
 ) -> Answer:
-    """Turn a captured body into text, finish reason and usage; never raises."""
+    """Turn a captured body into text, finish reason and usage; never raises. Of a
+    `truncated` capture only an event stream is read: a cut JSON document cannot be."""
     answer = Answer()
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    if truncated and mime != "text/event-stream" and not body[:64].lstrip().startswith(b"data:"):
+        answer.error = "answer larger than the capture limit (capture.max_bytes)"
+        return answer
     try:
         raw = _decode(body, content_encoding, limit)
     except (ValueError, zlib.error) as exc:
         answer.error = f"undecodable body: {exc}"
         return answer
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
     if mime == "text/event-stream" or raw.lstrip().startswith(b"data:"):
         _parse_sse(raw, answer)
     else:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from gateway.auth import check_token, http_error, json_response
+from gateway.auth import check_token, http_error, json_object, json_response
 from gateway.config import RolloutConfig, format_validation_error
 from gateway.errors import ConfigError
 from gateway.runtime import GATEWAY_KEY, Gateway
@@ -56,11 +55,8 @@ async def get_traffic(request: web.Request) -> web.Response:
 async def put_traffic(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY_KEY]
     check_token(request, gateway.config.control.admin_token, what="admin")
-    try:
-        update = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise http_error(400, "body must be a JSON object") from None
-    if not isinstance(update, dict) or not update:
+    update = await json_object(request)
+    if not update:
         raise http_error(
             400, "body must be a JSON object with shadow_percent and/or canary_percent"
         )
@@ -88,10 +84,10 @@ async def post_rollout(request: web.Request) -> web.Response:
     if gateway.candidate is None:
         raise http_error(400, "upstreams.candidate is not configured: nothing to roll out")
     action = request.match_info["action"]
-    body = orjson.loads(await request.read() or b"{}") if request.can_read_body else {}
+    body = await json_object(request, empty_ok=True)
     try:
         if action == "start":
-            steps = body.get("steps") if isinstance(body, dict) else None
+            steps = body.get("steps")
             if steps is not None:
                 steps = RolloutConfig(steps=steps).steps
             state = await gateway.rollout.start(steps)

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.config import ListenConfig
+from gateway.http_log import server_log
 from gateway.metrics import Metrics
 from gateway.proxy import error_body
 
@@ -95,6 +96,8 @@ class DataServer(web.Server):
         self._handler_settings: dict[str, Any] = {
             "keepalive_timeout": listen.keepalive_timeout_s,
             "access_log": None,
+            # aiohttp's own log of a malformed request quotes the header line: never log it.
+            "logger": server_log,
             # Request bodies go upstream as sent, with their own Content-Encoding.
             "auto_decompress": False,
         }

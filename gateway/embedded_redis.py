@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from gateway.errors import EmbeddedRedisError
+from gateway.errors import ConfigError, EmbeddedRedisError
 from gateway.processes import die_with_parent_signal
 
 log = logging.getLogger("shadowgate.redis")
@@ -56,12 +56,7 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start the server and block until it answers PING (called before the event loop runs)."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
-        # The socket path must fit in sun_path (108 bytes on Linux).
-        if len(str(self.socket_path)) > 100:
-            raise EmbeddedRedisError(f"state_dir path too long for a unix socket: {self.state_dir}")
+        self._prepare_state_dir()
         args = [
             redis_server_binary(),
             "--port", "0",
@@ -97,6 +92,23 @@ class EmbeddedRedis:
             time.sleep(0.02)
         self.stop()
         raise EmbeddedRedisError(f"redis-server did not answer within {timeout_s:.0f} s")
+
+    def _prepare_state_dir(self) -> None:
+        """Create the state dir; what is wrong with it is a config error naming the field."""
+        where = f"state_dir: {self.state_dir}"
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ConfigError(f"{where}: exists and is not a directory") from None
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot create it: {exc.strerror}") from None
+        if not os.access(self.state_dir, os.W_OK | os.X_OK):
+            raise ConfigError(f"{where}: not writable")
+        # The socket path must fit in sun_path (108 bytes on Linux).
+        if len(str(self.socket_path)) > 100:
+            raise ConfigError(f"{where}: too long for a unix socket (at most 89 characters)")
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
 
     def _ping(self) -> bool:
         import socket

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from multidict import CIMultiDict, CIMultiDictProxy, MultiMapping
@@ -24,6 +25,26 @@ _REQUEST_REWRITTEN: Final = frozenset({"host", "content-length", "expect"})
 # Only these reach a mirrored request: anything else (cookies, user ids, the user's
 # credentials) may identify the user, and a mirror must see scrubbed data only.
 SHADOW_ALLOWED: Final = frozenset({"content-type", "accept", "openai-beta", "openai-version"})
+# The user's credentials and account: never sent to the candidate, on any arm. Configured names
+# (`upstreams.candidate.credential_headers`) add to these; the candidate's own key comes from
+# its `api_key`.
+CREDENTIAL_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "api-key",
+        "x-api-key",
+        "cookie",
+        "openai-organization",
+        "openai-project",
+    }
+)
+NOTHING: Final[frozenset[str]] = frozenset()
+
+
+def credential_headers(extra: Iterable[str] = ()) -> frozenset[str]:
+    """The built-in credential headers plus `extra`, lower-cased for matching."""
+    return CREDENTIAL_HEADERS | {name.lower() for name in extra}
 
 
 def _connection_tokens(headers: MultiMapping[str]) -> set[str]:
@@ -41,10 +62,11 @@ def upstream_request_headers(
     forwarded_proto: str,
     request_id: str,
     authorization: str | None,
-    strip_authorization: bool,
+    strip: frozenset[str] = NOTHING,
 ) -> CIMultiDict[str]:
-    """Headers for the upstream that serves the user: end-to-end ones copied, framing redone."""
-    drop = HOP_BY_HOP | _REQUEST_REWRITTEN | _connection_tokens(incoming)
+    """Headers for the upstream that serves the user: end-to-end ones copied, framing redone,
+    the `strip` names (lower case) left out, and the upstream's own `authorization` added."""
+    drop = HOP_BY_HOP | _REQUEST_REWRITTEN | strip | _connection_tokens(incoming)
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in incoming.items():
         if name.lower() not in drop:
@@ -56,8 +78,6 @@ def upstream_request_headers(
         out["X-Forwarded-For"] = f"{previous}, {forwarded_for}" if previous else forwarded_for
     out["X-Forwarded-Proto"] = forwarded_proto
     out["x-request-id"] = request_id
-    if strip_authorization:
-        out.popall("Authorization", None)
     if authorization is not None:
         out["Authorization"] = authorization
     return out

@@ -79,6 +79,13 @@ class Metrics:
             "Requests still in flight when the shutdown grace period ended, cut",
             registry=r,
         )
+        self.request_targets = Counter(
+            f"{P}request_targets",
+            "Requests whose target was not a path, by form: absolute (rewritten to its path), "
+            "authority or asterisk (refused with 400)",
+            ["form"],
+            registry=r,
+        )
         self.shadow = Counter(f"{P}shadow", "Mirrored requests by outcome", ["outcome"], registry=r)
         self.shadow_skipped = Counter(
             f"{P}shadow_skipped",

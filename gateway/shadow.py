@@ -30,6 +30,7 @@ from gateway.constants import (
     SHADOW_FAILED,
     SHADOW_SENT,
     SHADOW_TIMEOUT,
+    SHADOW_TRUNCATED,
 )
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
@@ -246,6 +247,7 @@ class ShadowDispatcher:
                 content_type=captured.content_type,
                 content_encoding=captured.content_encoding,
                 limit=self._capture_limit * 4,
+                truncated=captured.truncated,
             )
             if captured.status is not None and captured.error is None
             else Answer()
@@ -274,7 +276,8 @@ class ShadowDispatcher:
     ) -> tuple[Captured, str]:
         """One mirrored call, bounded by `shadow.timeout_s`; returns the capture and its outcome.
 
-        `breaker` learns whether the upstream took the connection at all.
+        `breaker` learns whether the upstream answered in full (a timeout tells it nothing:
+        `shadow.max_in_flight` bounds a slow candidate).
         """
         # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
         started = time.perf_counter()
@@ -291,21 +294,33 @@ class ShadowDispatcher:
                     headers=headers,
                     allow_redirects=False,
                 ) as response:
-                    if breaker is not None:
-                        breaker.record(refused=False)
                     ttfb_ms = (time.perf_counter() - started) * 1000
                     status = response.status
                     content_type = response.headers.get("Content-Type")
                     content_encoding = response.headers.get("Content-Encoding")
-                    async for chunk in response.content.iter_any():
-                        capture.feed(chunk)
-        except TimeoutError:
+                    if _useless_past_cap(response, self._capture_limit):
+                        # A JSON document cut at the cap cannot be parsed: not worth a byte.
+                        capture.truncated = True
+                    else:
+                        async for chunk in response.content.iter_any():
+                            capture.feed(chunk)
+                            if capture.truncated:
+                                break
+                    if capture.truncated:
+                        # The rest would be read only to be thrown away, on the loop the
+                        # users share: the connection is closed instead of drained.
+                        response.close()
+        except TimeoutError as exc:
+            _forget_tracebacks(exc)
             return self._failed(status, started, ttfb_ms, "timeout"), SHADOW_TIMEOUT
         except (aiohttp.ClientError, OSError) as exc:
-            if breaker is not None and status is None:
-                breaker.record(refused=isinstance(exc, aiohttp.ClientConnectorError))
+            _forget_tracebacks(exc)
+            if breaker is not None:
+                breaker.record(failed=True)
             error = f"{type(exc).__name__}: {exc}"[:300]
             return self._failed(status, started, ttfb_ms, error), SHADOW_FAILED
+        if breaker is not None:
+            breaker.record(failed=capture.truncated)
         captured = Captured(
             status=status,
             body=bytes(capture.buffer),
@@ -315,7 +330,9 @@ class ShadowDispatcher:
             latency_ms=(time.perf_counter() - started) * 1000,
             ttfb_ms=ttfb_ms,
         )
-        return captured, SHADOW_FAILED if status >= 500 else SHADOW_SENT
+        if status >= 500:
+            return captured, SHADOW_FAILED
+        return captured, SHADOW_TRUNCATED if capture.truncated else SHADOW_SENT
 
     @staticmethod
     def _failed(status: int | None, started: float, ttfb_ms: float | None, error: str) -> Captured:
@@ -330,6 +347,31 @@ class ShadowDispatcher:
             ttfb_ms=ttfb_ms,
             error=error,
         )
+
+
+def _useless_past_cap(response: aiohttp.ClientResponse, limit: int) -> bool:
+    """Whether the answer says it is larger than the capture and only its whole is of use:
+    any declared length over the cap, except an event stream (its first events are text)."""
+    length = response.content_length
+    return length is not None and length > limit and response.content_type != "text/event-stream"
+
+
+def _forget_tracebacks(exc: BaseException) -> None:
+    """Drop the tracebacks of a failed call's exception chain.
+
+    aiohttp keeps the exception on the response's stream, and its traceback holds the frames
+    that held that response (ours and the protocol's `connection_lost`): a reference cycle
+    per failed mirror, with its socket and capture buffer, left for the full collections
+    that paused the loop for tens of milliseconds. Only the message is kept.
+    """
+    pending: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if current is not None and id(current) not in seen:
+            seen.add(id(current))
+            current.__traceback__ = None
+            pending += (current.__cause__, current.__context__)
 
 
 def _model_name(document: Any) -> str | None:

@@ -13,8 +13,12 @@ from gateway.upstream_client import UpstreamClient
 class Upstream:
     """The pooled client for one upstream, opened once for the life of the process."""
 
-    def __init__(self, *, name: str, config: UpstreamConfig):
+    def __init__(
+        self, *, name: str, config: UpstreamConfig, strip_headers: frozenset[str] = frozenset()
+    ):
         self.name = name
+        # Request headers of the user never sent to this upstream (lower case).
+        self.strip_headers = strip_headers
         self.config = config
         self.base_url = config.url
         key = config.api_key.get_secret_value() if config.api_key else ""

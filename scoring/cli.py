@@ -13,6 +13,7 @@ import uvloop
 from gateway.config import Config
 from gateway.redis_client import connect
 from scoring.embedder import Embedder
+from scoring.llm_judge.stage import open_judge
 from scoring.worker import ScoringWorker
 
 log = logging.getLogger("shadowgate.score")
@@ -25,13 +26,18 @@ async def _run(config: Config, redis_url: str, embedder: Embedder) -> None:
         loop.add_signal_handler(sig, stop.set)
     redis = connect(config.redis, redis_url)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
-    worker = ScoringWorker(config=config, redis=redis, embedder=embedder, consumer=consumer)
-    log.info("scoring worker %s started", consumer)
+    worker: ScoringWorker | None = None
     try:
-        await worker.run(stop)
+        async with open_judge(config, redis) as judge:
+            worker = ScoringWorker(
+                config=config, redis=redis, embedder=embedder, consumer=consumer, judge=judge
+            )
+            log.info("scoring worker %s started (judge %s)", consumer, "on" if judge else "off")
+            await worker.run(stop)
     finally:
         await redis.aclose()
-        log.info("scoring worker %s stopped after %d pairs", consumer, worker.scored)
+        scored = worker.scored if worker is not None else 0
+        log.info("scoring worker %s stopped after %d pairs", consumer, scored)
 
 
 def run_score(config: Config, *, redis_url: str) -> int:

@@ -112,3 +112,22 @@ def test_capture_keeps_at_most_its_limit() -> None:
         capture.feed(chunk)
     assert bytes(capture.buffer) == b"1234567890"
     assert capture.truncated
+
+
+@pytest.mark.parametrize("content_type", ["text/event-stream", None])
+def test_truncated_stream_keeps_the_text_before_the_cut(content_type: str | None) -> None:
+    delta = {"choices": [{"index": 0, "delta": {"content": "Hello"}}]}
+    body = sse(delta, delta)[:-20]  # cut inside the second event
+    result = reassemble(
+        body, content_type=content_type, content_encoding=None, limit=1 << 20, truncated=True
+    )
+    assert result.text == "Hello"
+
+
+def test_truncated_json_is_not_parsed_and_says_why() -> None:
+    body = b'{"choices": [{"index": 0, "message": {"content": "' + b"x" * 4096
+    result = reassemble(
+        body, content_type="application/json", content_encoding=None, limit=1 << 20, truncated=True
+    )
+    assert result.text is None
+    assert result.error is not None and "capture limit" in result.error

@@ -101,6 +101,8 @@ def one_line_error(result: subprocess.CompletedProcess[str], *, exit_code: int) 
          "traffic.shadow_percent"),
         ("upstreams: [\n", "not valid YAML at line"),
         ("- a list\n", "top level must be a mapping"),
+        ("upstreams:\n  production:\n    url: http://a\n    url: http://b\n",
+         "upstreams.production.url: duplicate key (lines 3 and 4)"),
     ],
 )  # fmt: skip
 def test_serve_with_bad_config_exits_2_with_one_line(
@@ -108,12 +110,92 @@ def test_serve_with_bad_config_exits_2_with_one_line(
 ) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(content)
-    line = one_line_error(run_cli("serve", "--config", str(path)), exit_code=2)
+    line = serve_refuses(path)
     assert line.startswith("shadowgate: config error:")
     assert message in line
+
+
+def serve_refuses(config: Path) -> str:
+    """Runs `shadowgate serve` on `config`; it must exit 2 with one line, returned."""
+    return one_line_error(run_cli("serve", "--config", str(config)), exit_code=2)
 
 
 def test_serve_with_missing_file_exits_2(tmp_path: Path) -> None:
     result = run_cli("serve", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "cannot read config" in result.stderr
+
+
+_JUDGE = {"enabled": True, "url": "https://llm.example/v1", "model": "judge", "api_key": "sk-1"}
+
+
+@pytest.mark.parametrize(
+    ("judge", "scoring", "message"),
+    [
+        ({**_JUDGE, "url": None}, {}, "scoring.judge: url: required when the judge is enabled"),
+        ({**_JUDGE, "model": ""}, {}, "scoring.judge: model: required"),
+        (_JUDGE, {}, "scoring.judge: price: required to keep to usd_per_day"),
+        ({**_JUDGE, "usd_per_day": None, "timeout_s": 60}, {},
+         "scoring: claim_idle_ms: must be above twice judge.timeout_s"),
+        ({**_JUDGE, "usd_per_day": None, "select": {"excess_above": -1}}, {},
+         "scoring.judge.select.excess_above"),
+    ],
+)  # fmt: skip
+def test_an_incomplete_judge_config_is_one_line_without_its_key(
+    judge: dict[str, object], scoring: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({**BASE, "scoring": {"judge": judge, **scoring}}, env={})
+    assert message in str(info.value)
+    assert "sk-1" not in str(info.value)
+
+
+def test_the_judge_is_off_by_default_and_its_key_comes_from_the_environment() -> None:
+    assert not parse_config(BASE, env={}).scoring.judge.enabled
+    judge = {**_JUDGE, "api_key": "${JUDGE_KEY}", "usd_per_day": None}
+    config = parse_config({**BASE, "scoring": {"judge": judge}}, env={"JUDGE_KEY": "from-env"})
+    assert config.scoring.judge.api_key is not None
+    assert config.scoring.judge.api_key.get_secret_value() == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("a: 1\nb: 2\na: 3\n", "a: duplicate key (lines 1 and 3)"),
+        ("x: {k: 1, k: 2}\n", "x.k: duplicate key (lines 1 and 1)"),
+        ("x:\n  - {k: 1}\n  - k: 1\n    j: 2\n    k: 3\n", "x[1].k: duplicate key (lines 3 and 5)"),
+        ("1: a\n'1': b\n1: c\n", "1: duplicate key (lines 1 and 3)"),
+    ],
+)  # fmt: skip
+def test_duplicate_yaml_keys_are_refused_with_their_path(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path, env={})
+    assert str(raised.value) == f"{path}: {message}"
+
+
+def test_anchors_aliases_and_merge_keys_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "anchors.yaml"
+    path.write_text(
+        "upstreams:\n"
+        "  production: &up {url: 'http://127.0.0.1:9001', max_connections: 8}\n"
+        "  candidate:\n    <<: *up\n    url: 'http://127.0.0.1:9002'\n"
+    )
+    config = load_config(path, env={})
+    assert config.upstreams.candidate is not None
+    assert config.upstreams.candidate.max_connections == 8
+    assert config.upstreams.candidate.url == "http://127.0.0.1:9002"
+
+
+@pytest.mark.parametrize("where", ["a_file", "under_a_file"])
+def test_serve_with_unusable_state_dir_names_the_field(tmp_path: Path, where: str) -> None:
+    a_file = tmp_path / "not-a-dir"
+    a_file.write_text("")
+    state_dir = a_file if where == "a_file" else a_file / "state"
+    path = tmp_path / "config.yaml"
+    path.write_text(f"upstreams: {{production: {{url: 'http://x'}}}}\nstate_dir: {state_dir}\n")
+    line = serve_refuses(path)
+    assert line.startswith(f"shadowgate: config error: state_dir: {state_dir}: ")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 
@@ -96,3 +98,35 @@ async def test_put_traffic_with_redis_down_is_a_503(make_rig: RigFactory, tmp_pa
     assert rig.gateway.traffic.current.split.shadow_percent == 0
     resp = await rig.control.get("/readyz")
     assert orjson.loads(await resp.read())["redis"] == "down"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "message"),
+    [
+        (b"steps=5,20", "application/x-www-form-urlencoded", "it is not JSON"),
+        (b'{"steps": [5, 20]', "application/json", "it is not JSON"),
+        (b"[5, 20]", "application/json", "not a JSON list"),
+    ],
+    ids=["form", "truncated", "list"],
+)
+async def test_rollout_start_with_a_body_that_is_not_a_json_object_is_a_400(
+    make_rig: RigFactory, body: bytes, content_type: str, message: str
+) -> None:
+    rig = await make_rig()
+    resp = await rig.control.post(
+        "/admin/rollout/start", data=body, headers={**ADMIN, "Content-Type": content_type}
+    )
+    assert resp.status == 400
+    assert message in orjson.loads(await resp.read())["error"]["message"]
+    assert (await rig.gateway.rollout.state()).status != "running"
+
+
+@pytest.mark.parametrize("redis_alive", [True, False], ids=["redis_up", "redis_down"])
+async def test_redis_up_reflects_the_connection_before_any_publish(
+    make_rig: RigFactory, tmp_path: Path, redis_alive: bool
+) -> None:
+    rig = await make_rig(redis_at=None if redis_alive else f"unix://{tmp_path}/none.sock")
+    resp = await rig.control.get("/metrics")
+    text = await resp.text()
+    assert f"shadowgate_redis_up {1.0 if redis_alive else 0.0}" in text
+    assert rig.metric("shadowgate_pairs_published_total") == 0

@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from gateway.embedded_redis import EmbeddedRedis
-from gateway.errors import EmbeddedRedisError
+from gateway.errors import ConfigError
 
 
 def test_embedded_redis_answers_and_stops(tmp_path: Path) -> None:
@@ -36,5 +36,5 @@ def test_embedded_redis_keeps_data_across_restart(tmp_path: Path) -> None:
 
 def test_embedded_redis_refuses_overlong_socket_path(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 120)
-    with pytest.raises(EmbeddedRedisError, match="too long"):
+    with pytest.raises(ConfigError, match=r"^state_dir: .* too long for a unix socket"):
         EmbeddedRedis(state_dir=deep).start()
