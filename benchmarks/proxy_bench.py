@@ -2,7 +2,7 @@
 through nginx `proxy_pass` (the physical reference), through a bare aiohttp proxy (the
 framework's floor) and through shadowgate; then shadowing, streaming and memory. Loopback only.
 
-    python -m benchmarks.proxy_bench [--quick]
+    python -m benchmarks.proxy_bench [--quick] [--workers-only]
 
 Needs nginx (`apt-get install nginx`) and `pip install -e '.[bench]'`. Prints one table
 of figures and ratios and asserts nothing about time: exits 1 only when something failed to
@@ -71,6 +71,7 @@ class Plan:
     quiet_wait_s: float
     misbehaving_s: float
     misbehaving_rounds: int
+    worker_rounds: int
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
@@ -85,6 +86,7 @@ class Plan:
                 quiet_wait_s=3,
                 misbehaving_s=1.5,
                 misbehaving_rounds=3,
+                worker_rounds=2,
             )
         return cls(
             latency_s=10,
@@ -96,6 +98,7 @@ class Plan:
             quiet_wait_s=20,
             misbehaving_s=3,
             misbehaving_rounds=6,
+            worker_rounds=3,
         )
 
 
@@ -170,6 +173,7 @@ class Bench:
         candidate: int,
         shadow_percent: float,
         breaker: bool = True,
+        workers: int = 1,
     ) -> Gateway:
         assert self.redis is not None
         port, control = free_port(), free_port()
@@ -190,7 +194,9 @@ class Bench:
         }
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
-        command = shadowgate("--log-level", "warning", "serve", "--config", str(path))
+        command = shadowgate(
+            "--log-level", "warning", "serve", "--config", str(path), f"--workers={workers}"
+        )  # fmt: skip
         child = self.spawn(name, command, env={"SHADOWGATE_ADMIN_TOKEN": ADMIN_TOKEN})
         return Gateway(name=name, child=child, port=port, control=control)
 
@@ -237,13 +243,12 @@ class Setup:
     cut_every: Gateway
 
 
-def start_all(bench: Bench, nginx_path: str) -> Setup:
+def start_origin(bench: Bench, nginx_path: str) -> tuple[Nginx, int, int]:
+    """Redis, and the nginx that answers a fixed 1 KB completion (its port) and proxies to
+    itself in the same worker (the other port)."""
     bench.redis = EmbeddedRedis(state_dir=bench.workdir / "redis", persist=False)
     bench.redis.start()
-    origin, hung, floor = free_port(), free_port(), free_port()
-    flood, cut = free_port(), free_port()
-    sim, sim_candidate, paced, paced_floor = free_port(), free_port(), free_port(), free_port()
-    same_worker, proxy = free_port(), free_port()
+    origin, same_worker = free_port(), free_port()
     origin_nginx = Nginx(
         "nginx-origin",
         binary=nginx_path,
@@ -252,6 +257,15 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         proxy=(same_worker, origin),
     )
     bench.nginx.append(origin_nginx)
+    return origin_nginx, origin, same_worker
+
+
+def start_all(bench: Bench, nginx_path: str) -> Setup:
+    origin_nginx, origin, same_worker = start_origin(bench, nginx_path)
+    hung, floor = free_port(), free_port()
+    flood, cut = free_port(), free_port()
+    sim, sim_candidate, paced, paced_floor = free_port(), free_port(), free_port(), free_port()
+    proxy = free_port()
     proxy_nginx = Nginx(
         "nginx-proxy",
         binary=nginx_path,
@@ -726,6 +740,50 @@ def misbehaving(setup: Setup, plan: Plan, background: Background, failures: Fail
     return rows
 
 
+def workers(
+    bench: Bench,
+    origin: Nginx,
+    origin_port: int,
+    plan: Plan,
+    background: Background,
+    failures: Failures,
+) -> list[Row]:
+    """Maximum rate through `serve --workers 1` and `--workers 2`, in alternating rounds, with
+    16 connections (the kernel spreads them over the two processes)."""
+    gateways = {
+        count: bench.gateway(f"gw{count}w", production=origin_port, candidate=origin_port,
+                             shadow_percent=0, workers=count)
+        for count in (1, 2)
+    }  # fmt: skip
+    origin.wait_ready()
+    rps: dict[int, list[float]] = {1: [], 2: []}
+    try:
+        for gateway in gateways.values():
+            gateway.wait_ready()
+            load("closed", {"warm": gateway.port}, "--connections=16", "--duration=1")
+        with background.phase("1 vs 2 workers"):
+            for _ in range(plan.worker_rounds):
+                for count, gateway in gateways.items():
+                    report = load("closed", {f"w{count}": gateway.port}, "--connections=16",
+                                  f"--duration={plan.throughput_s}")  # fmt: skip
+                    rps[count].append(report["rps"])
+                    failures.note(f"{count} workers", {"gw": report["targets"]["closed"]})
+    finally:
+        for gateway in gateways.values():
+            gateway.child.stop()
+    one, two = statistics.median(rps[1]), statistics.median(rps[2])
+    rounds = "; ".join(f"{a:,.0f} / {b:,.0f}" for a, b in zip(rps[1], rps[2], strict=True))
+    return [
+        (
+            f"max req/s, 16 connections, serve --workers 1 / --workers 2 (median of "
+            f"{plan.worker_rounds} alternating rounds)",
+            f"{one:,.0f} / {two:,.0f}, ratio {two / one:.2f} (rounds: {rounds}; "
+            f"{os.cpu_count()} cores shared with the load generator and nginx)",
+            "",
+        )
+    ]
+
+
 def streaming(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:
     """Time to the first chunk of a stream, direct and through the proxies. The fast simulator
     writes a whole stream within one event-loop turn, so a proxy reads it in one go and its
@@ -801,7 +859,7 @@ def memory(setup: Setup, plan: Plan, failures: Failures) -> list[Row]:
     ]
 
 
-def run(plan: Plan) -> int:
+def run(plan: Plan, *, workers_only: bool = False) -> int:
     nginx_path = nginx_binary()
     if nginx_path is None:
         print("proxy_bench: nginx is not installed (apt-get install nginx)", file=sys.stderr)
@@ -810,14 +868,20 @@ def run(plan: Plan) -> int:
     bench = Bench(workdir=Path(tempfile.mkdtemp(prefix="sgb-", dir="/tmp")))
     background = Background(plan.quiet_wait_s)
     failures = Failures()
+    late50 = late99 = None
     try:
-        setup = start_all(bench, nginx_path)
-        rows, late50, late99 = fixed_rate(setup, plan, background, failures)
-        rows += shadowing(setup, plan, background, failures)
-        rows += misbehaving(setup, plan, background, failures)
-        rows += closed_loops(setup, plan, background, failures)
-        rows += streaming(setup, plan, background, failures)
-        rows += memory(setup, plan, failures)
+        if workers_only:
+            origin, origin_port, _ = start_origin(bench, nginx_path)
+            rows = workers(bench, origin, origin_port, plan, background, failures)
+        else:
+            setup = start_all(bench, nginx_path)
+            rows, late50, late99 = fixed_rate(setup, plan, background, failures)
+            rows += shadowing(setup, plan, background, failures)
+            rows += misbehaving(setup, plan, background, failures)
+            rows += closed_loops(setup, plan, background, failures)
+            rows += workers(bench, setup.origin, setup.origin_port, plan, background, failures)
+            rows += streaming(setup, plan, background, failures)
+            rows += memory(setup, plan, failures)
     except (ProcessStartError, LoadError, OSError) as exc:
         print(f"proxy_bench: {exc}", file=sys.stderr)
         if died := bench.died():
@@ -825,13 +889,14 @@ def run(plan: Plan) -> int:
         return 1
     finally:
         bench.stop()
-    rows.append(
-        (
-            "load generator's own send lateness at the fixed rate: p50 / p99",
-            f"{ms(late50)} / {ms(late99)} ms",
-            "",
+    if late50 is not None and late99 is not None:
+        rows.append(
+            (
+                "load generator's own send lateness at the fixed rate: p50 / p99",
+                f"{ms(late50)} / {ms(late99)} ms",
+                "",
+            )
         )
-    )
     rows.append(
         (
             f"CPU of other processes during each phase (of {psutil.cpu_count()} cores)",
@@ -859,11 +924,14 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="short phases (about two minutes)")
+    parser.add_argument("--quick", action="store_true", help="short phases (about a minute)")
+    parser.add_argument(
+        "--workers-only", action="store_true", help="only serve --workers 1 against 2"
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
-        return run(Plan.of(args.quick))
+        return run(Plan.of(args.quick), workers_only=args.workers_only)
     except KeyboardInterrupt:
         print("proxy_bench: interrupted; every process it started is stopped", file=sys.stderr)
         return 130

@@ -27,9 +27,28 @@ def _configure_logging(level: str) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    if args.data_plane:
+        from gateway.serve_workers import run_data_plane
+
+        return run_data_plane(Path(args.config), redis_url=args.redis_url)
     from gateway.serve import run_serve
 
-    return run_serve(Path(args.config))
+    return run_serve(Path(args.config), workers=args.workers)
+
+
+def _workers(value: str) -> int:
+    """`--workers`: a positive number, or `auto` for the cores this process may use."""
+    if value == "auto":
+        from gateway.cores import available_cores
+
+        return available_cores()
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive number or auto, got {value!r}")
+    return count
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -102,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gateway (and an embedded Redis if none is set)")
     serve.add_argument("--config", required=True, help="path of the YAML config file")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="data-plane processes sharing the port (SO_REUSEPORT); auto: one per usable core",
+    )
+    # Internal: how the parent of `--workers N` starts each data-plane process.
+    serve.add_argument("--data-plane", action="store_true", help=argparse.SUPPRESS)
+    serve.add_argument("--redis-url", help=argparse.SUPPRESS)
     serve.set_defaults(func=_cmd_serve)
 
     score = sub.add_parser("score", help="run a scoring worker")

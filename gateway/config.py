@@ -149,6 +149,16 @@ class UpstreamConfig(_Model):
 
 
 class CandidateConfig(UpstreamConfig):
+    """The candidate: an upstream that never sees a user's credentials, and may serve its own
+    model name (`gpt-4.1` for production's `gpt-4o`, a vLLM `--served-model-name`)."""
+
+    model: str | None = Field(
+        default=None, description="the model name mirrors and canary requests carry"
+    )
+    model_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="production model name -> the candidate's; takes precedence over `model`",
+    )
     credential_headers: list[str] = Field(
         default_factory=list,
         description="request headers that carry a user's credentials, never sent to the "
@@ -273,6 +283,12 @@ class ScrubConfig(_Model):
 
 
 Precision = Literal["mixed-int8", "fp32"]
+ExecutionProvider = Literal["CUDA", "TensorRT", "OpenVINO", "CPU"]
+EXECUTION_PROVIDERS: tuple[ExecutionProvider, ...] = ("CUDA", "TensorRT", "OpenVINO", "CPU")
+
+
+def _cpu_only() -> list[ExecutionProvider]:
+    return ["CPU"]
 
 
 def _default_compile_cache() -> Path:
@@ -375,14 +391,22 @@ class ScoringConfig(_Model):
         default_factory=_default_compile_cache,
         description="where compiled models are kept; null: compile at every start",
     )
-    provider: str = "cpu"
+    providers: list[ExecutionProvider] = Field(
+        default_factory=_cpu_only,
+        description="onnxruntime execution providers, first preferred: CUDA, TensorRT, "
+        "OpenVINO, CPU",
+    )
     threads: PositiveInt = 2
     max_tokens: Annotated[int, Field(ge=16, le=512)] = 256
     window_stride: PositiveInt = Field(
         default=224, description="most tokens between window starts in a long text"
     )
-    batch_size: PositiveInt = 32
-    inference_batch_size: PositiveInt = 1
+    batch_size: PositiveInt | None = Field(
+        default=None, description="pairs per worker read; unset: 32 on the CPU, 256 on a GPU"
+    )
+    inference_batch_size: PositiveInt | None = Field(
+        default=None, description="sequences per model call; unset: 1 on the CPU, 64 on a GPU"
+    )
     max_wait_ms: PositiveInt = 50
     cache_size: Annotated[int, Field(ge=0)] = 4096
     review_threshold: Annotated[float, Field(ge=0, le=2)] = 0.15
@@ -400,12 +424,18 @@ class ScoringConfig(_Model):
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
     judge: LlmJudgeConfig = Field(default_factory=LlmJudgeConfig)
 
-    @field_validator("provider")
+    @field_validator("providers", mode="before")
     @classmethod
-    def _check_provider(cls, value: str) -> str:
-        if value not in ("cpu", "cuda"):
-            raise ValueError("must be cpu or cuda")
-        return value
+    def _check_providers(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        names = {name.lower(): name for name in EXECUTION_PROVIDERS}
+        canonical = [names.get(v.lower(), v) if isinstance(v, str) else v for v in value]
+        if not canonical:
+            raise ValueError("must name at least one provider")
+        if len(set(map(str, canonical))) != len(canonical):
+            raise ValueError("names a provider twice")
+        return canonical
 
     @field_validator("refusal_patterns")
     @classmethod

@@ -58,3 +58,7 @@ class EmbeddedRedisError(ShadowgateError):
 
 class ModelNotFoundError(ShadowgateError, FileNotFoundError):
     """The embedding model or its tokenizer is missing; raised at start-up, not on a pair."""
+
+
+class ProviderUnavailableError(ShadowgateError):
+    """An execution provider in `scoring.providers` is missing or did not start."""

@@ -1,8 +1,17 @@
-"""Prometheus metrics of one gateway process, in a registry of its own (no global state)."""
+"""Prometheus metrics of one gateway process, in a registry of its own (no global state).
+
+With `serve --workers N`, each data-plane process writes its values to files (prometheus_client
+multiprocess mode, PROMETHEUS_MULTIPROC_DIR set in its environment by the parent), and the
+parent's registry adds up every process's files: counters and histogram buckets are summed,
+gauges by the mode given with each.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.constants import METRIC_PREFIX as P
 
@@ -16,9 +25,18 @@ _LATENCY_BUCKETS = (
 class Metrics:
     """Every metric the gateway writes, registered in `registry`."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, aggregate_dir: Path | None = None
+    ) -> None:
+        """`aggregate_dir`: the directory the data-plane processes write their values to. The
+        exposed `registry` then adds those up, and this process's own metrics stay out of it
+        (the process that aggregates serves no data-plane traffic itself)."""
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.aggregate_dir = aggregate_dir
         r = self.registry
+        if aggregate_dir is not None:
+            MultiProcessCollector(self.registry, path=str(aggregate_dir))  # type: ignore[no-untyped-call]
+            r = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             f"{P}requests", "Proxied requests by arm and status code", ["arm", "status"], registry=r
         )
@@ -77,7 +95,10 @@ class Metrics:
             registry=r,
         )
         self.shadow_in_flight = Gauge(
-            f"{P}shadow_in_flight", "Mirrored requests currently in flight", registry=r
+            f"{P}shadow_in_flight",
+            "Mirrored requests currently in flight",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.pairs_published = Counter(
             f"{P}pairs_published", "Pair records written to Redis", registry=r
@@ -86,10 +107,17 @@ class Metrics:
             f"{P}pairs_dropped", "Pair records lost, by reason", ["reason"], registry=r
         )
         self.publish_buffer = Gauge(
-            f"{P}publish_buffer", "Pair records waiting in the local publish buffer", registry=r
+            f"{P}publish_buffer",
+            "Pair records waiting in the local publish buffer",
+            registry=r,
+            multiprocess_mode="livesum",
         )
+        # Across processes: 0 as soon as one of them lost Redis.
         self.redis_up = Gauge(
-            f"{P}redis_up", "1 when the last Redis operation succeeded", registry=r
+            f"{P}redis_up",
+            "1 when the last Redis operation succeeded",
+            registry=r,
+            multiprocess_mode="livemin",
         )
         self.pii = Counter(
             f"{P}pii_scrubbed",
@@ -97,21 +125,34 @@ class Metrics:
             ["entity"],
             registry=r,
         )
+        # The serving process's own state: exposed as they are, even where the data-plane
+        # processes' values are aggregated from files.
         self.child_restarts = Counter(
             f"{P}child_restarts",
             "Children of `shadowgate serve` restarted after they ended, by component",
             ["component"],
-            registry=r,
+            registry=self.registry,
         )
         self.component_up = Gauge(
             f"{P}component_up",
             "1 when the component works: redis answers, a scoring worker's heartbeat is live, "
             "the pair publisher is writing",
             ["component"],
-            registry=r,
+            registry=self.registry,
         )
         self.workers_alive = Gauge(
             f"{P}scoring_workers_alive",
             "Scoring workers whose heartbeat in Redis is live",
-            registry=r,
+            registry=self.registry,
         )
+
+
+class ProcessMetrics:
+    """The data-plane processes of `serve --workers N`, as their parent sees them."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.data_processes = Gauge(
+            f"{P}data_processes", "Data-plane processes serving now", registry=metrics.registry
+        )
+        # Restarted data-plane processes count beside the embedded Redis and worker.
+        self.restarts = metrics.child_restarts

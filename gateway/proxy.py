@@ -32,6 +32,7 @@ from gateway.constants import (
 from gateway.errors import ClientBodyTimeout, UpstreamError, UpstreamPoolTimeout, UpstreamTimeout
 from gateway.headers import response_headers, shadow_request_headers, upstream_request_headers
 from gateway.metrics import Metrics
+from gateway.model_names import ModelNames
 from gateway.prompt_features import prompt_features
 from gateway.request_body import StreamedBody, StreamSlots, read_body
 from gateway.request_target import origin_form
@@ -97,6 +98,7 @@ class ProxyHandler:
         self._dispatcher = dispatcher
         self._metrics = metrics
         self._arm_stats = arm_stats
+        self._models = ModelNames.for_candidate(config.upstreams.candidate)
         self._shadow_paths = frozenset(config.shadow.paths)
         self._max_body = config.shadow.max_body_bytes
         self._buffer_bytes = config.listen.body_buffer_bytes
@@ -149,6 +151,9 @@ class ProxyHandler:
             )
             if assignment.canary and self._candidate is not None:
                 self._count_prompt(ARM_CANARY, request.path, document)
+                if isinstance(body, bytes) and self._models.rewrites:
+                    parsed = document if document is not None else _parse_json(request, body)
+                    body = self._models.rewrite_body(body, parsed)
                 return await self._forward(
                     request, self._candidate, ARM_CANARY, body, request_id, None
                 )

@@ -47,7 +47,10 @@ class PairRecord(BaseModel):
     unit: str | None = Field(
         default=None, description="keyed hash of the unit key, never its value"
     )
-    model: str | None = None
+    model: str | None = Field(default=None, description="the request's model: production's name")
+    candidate_model: str | None = Field(
+        default=None, description="the name the candidate was asked for (upstreams.candidate.model)"
+    )
     request: Any = None
     production: Exchange
     candidate: Exchange

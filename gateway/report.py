@@ -133,6 +133,8 @@ class Report(BaseModel):
     drift_samples: dict[str, int] = Field(default_factory=dict)
     psi_threshold: float = 0.25
     rollout: RolloutState | None = None
+    models: list[tuple[str, str, int]] = Field(default_factory=list)
+    """Mirrored pairs per (production model, candidate model), most first."""
     capped: list[str] = Field(default_factory=list)
     """Streams with more records in the window than were read (the newest were kept)."""
     unreadable: dict[str, int] = Field(default_factory=dict)
@@ -349,7 +351,9 @@ async def gather_report(
     arms.append(_shadow_arm(pairs))
     upstreams = config.upstreams
     _add_usage(arms[0], ((p.model, p.production) for p in pairs), upstreams.production)
-    _add_usage(arms[2], ((p.model, p.candidate) for p in pairs), upstreams.candidate)
+    _add_usage(arms[2], ((p.candidate_model or p.model, p.candidate) for p in pairs),
+               upstreams.candidate)  # fmt: skip
+    models = Counter((p.model or "-", p.candidate_model or p.model or "-") for p in pairs)
     arm_names = (ARM_PRODUCTION, ARM_CANARY)
     timeline = [
         (start, {f"{arm}:{kind}": counts[f"{arm}:{kind}"]
@@ -367,5 +371,6 @@ async def gather_report(
         verdicts=dict(sorted(labels.items())), drift=drift, drift_samples=drift_samples,
         psi_threshold=config.rollout.psi_threshold,
         rollout=RolloutState.model_validate(orjson.loads(raw_state)) if raw_state else None,
+        models=[(prod, cand, n) for (prod, cand), n in models.most_common()],
         capped=capped, unreadable=dict(unreadable), workers_alive=len(workers),
     )  # fmt: skip

@@ -76,6 +76,16 @@ def _arm_tables(arms: list[ArmReport]) -> list[Table]:
     return [traffic, latency, usage]
 
 
+def _models_table(report: Report) -> Table:
+    return Table(
+        "models",
+        ("production model", "candidate model", "mirrored pairs"),
+        [(production, candidate, str(n)) for production, candidate, n in report.models],
+        ["the candidate's name comes from upstreams.candidate.model / model_map; canary "
+         "requests carry it too"],
+    )  # fmt: skip
+
+
 def _quantile_row(name: str, values: list[float]) -> tuple[str, ...]:
     if not values:
         return (name, "0", "-", "-", "-")
@@ -185,6 +195,7 @@ def tables(report: Report) -> list[Table]:
     return [
         *_arm_tables(report.arms),
         _pairs_table(report),
+        _models_table(report),
         *_divergence_tables(report),
         _drift_table(report),
     ]

@@ -33,6 +33,7 @@ from gateway.health import ComponentHealth
 from gateway.ledger import CounterLedger
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
+from gateway.model_names import ModelNames
 from gateway.proxy import ProxyHandler
 from gateway.publish import PairPublisher
 from gateway.redis_client import connect, raise_if_cancelled
@@ -52,8 +53,18 @@ log = logging.getLogger("shadowgate.runtime")
 class Gateway:
     """Owns every long-lived resource of one gateway process; use as an async context."""
 
-    def __init__(self, *, config: Config, redis_url: str, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        redis_url: str,
+        metrics: Metrics | None = None,
+        control_plane: bool = True,
+    ) -> None:
+        """`control_plane=False`: one of several data-plane processes of `serve --workers N`,
+        whose parent runs the control plane's loops (the rollout controller) once for all."""
         self.config = config
+        self.control_plane = control_plane
         self.redis_url = redis_url
         self.metrics = metrics or Metrics()
         self.ready = False
@@ -100,6 +111,7 @@ class Gateway:
                 config=config.shadow,
                 capture=config.capture,
                 candidate=self.candidate,
+                models=ModelNames.for_candidate(candidate_config),
                 production_url=self.production.base_url,
                 session=self.shadow_pool,
                 scrubber=self.scrubber,
@@ -167,7 +179,7 @@ class Gateway:
         self._tasks.append(
             asyncio.create_task(self.arm_stats.run(before_flush=self.ledger.copy), name="arm-stats")
         )
-        if self.candidate is not None:
+        if self.candidate is not None and self.control_plane:
             self._tasks.append(asyncio.create_task(self.rollout.run(), name="rollout"))
         self.ready = True
         return self

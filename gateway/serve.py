@@ -58,6 +58,19 @@ async def _reload(gateway: Gateway, config_path: Path) -> None:
         )
 
 
+def watch_sighup(gateway: Gateway, config_path: Path) -> set[asyncio.Task[None]]:
+    """From now on SIGHUP re-reads the config; returns the reloads running, to cancel them."""
+    reloads: set[asyncio.Task[None]] = set()
+
+    def on_hup() -> None:
+        task = asyncio.create_task(_reload(gateway, config_path))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_hup)
+    return reloads
+
+
 async def drain(gateway: Gateway, runner: web.BaseRunner) -> None:
     """Stop taking requests, let those in flight finish within the grace period, cut the rest."""
     server = runner.server
@@ -96,13 +109,7 @@ async def serve_async(
     reloads: set[asyncio.Task[None]] = set()
     async with Gateway(config=config, redis_url=redis_url, metrics=metrics) as gateway:
         if config_path is not None:
-
-            def on_hup() -> None:
-                task = asyncio.create_task(_reload(gateway, config_path))
-                reloads.add(task)
-                task.add_done_callback(reloads.discard)
-
-            loop.add_signal_handler(signal.SIGHUP, on_hup)
+            reloads = watch_sighup(gateway, config_path)
         # The grace period is `drain`'s; aiohttp's own wait only lets the cut requests end.
         data = web.ServerRunner(build_data_server(gateway), shutdown_timeout=1.0)
         control = web.AppRunner(build_control_app(gateway), access_log=None)
@@ -138,18 +145,31 @@ async def serve_async(
             await control.cleanup()
             for task in reloads:
                 task.cancel()
+    forget_signals(loop)
+
+
+def forget_signals(loop: asyncio.AbstractEventLoop) -> None:
+    """Remove the stop and reload handlers, so a signal after the end gets its default."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         with contextlib.suppress(ValueError, RuntimeError):
             loop.remove_signal_handler(sig)
 
 
-def run_serve(config_path: Path) -> int:
+def run_serve(config_path: Path, *, workers: int = 1) -> int:
     """Entry point of `shadowgate serve`; returns the process exit code.
 
     Without `redis.url`, an embedded redis-server and one scoring worker run as children,
-    restarted when they end; both die with the gateway, even when it is killed."""
+    restarted when they end; both die with the gateway, even when it is killed. `workers`
+    above 1: that many data-plane processes share the port (`gateway.serve_workers`)."""
     config = apply_environment(load_config(config_path))
-    metrics = Metrics()
+    # With several data-plane processes, /metrics adds up what each of them writes.
+    if workers > 1:
+        from gateway.serve_workers import fresh_metrics_dir
+
+        # /metrics adds up what each data-plane process writes.
+        metrics = Metrics(aggregate_dir=fresh_metrics_dir(config.state_dir))
+    else:
+        metrics = Metrics()
     supervisor = Supervisor(metrics=metrics)
     embedded: EmbeddedRedis | None = None
     worker: Child | None = None
@@ -168,15 +188,29 @@ def run_serve(config_path: Path) -> int:
         supervisor.watch("redis", embedded)
         supervisor.watch("worker", worker)
     try:
-        uvloop.run(
-            serve_async(
-                config,
-                redis_url=redis_url,
-                config_path=config_path,
-                metrics=metrics,
-                supervisor=supervisor,
+        if workers > 1:
+            from gateway.serve_workers import serve_workers  # it builds on this module
+
+            uvloop.run(
+                serve_workers(
+                    config,
+                    redis_url=redis_url,
+                    config_path=config_path,
+                    workers=workers,
+                    metrics=metrics,
+                    supervisor=supervisor,
+                )
             )
-        )
+        else:
+            uvloop.run(
+                serve_async(
+                    config,
+                    redis_url=redis_url,
+                    config_path=config_path,
+                    metrics=metrics,
+                    supervisor=supervisor,
+                )
+            )
     finally:
         if worker is not None:
             worker.stop()

@@ -34,6 +34,7 @@ from gateway.constants import (
 )
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
+from gateway.model_names import ModelNames
 from gateway.publish import PairPublisher
 from gateway.records import Exchange, PairRecord
 from gateway.scrub import Scrubber, ScrubSession
@@ -92,6 +93,7 @@ class ShadowDispatcher:
         config: ShadowConfig,
         capture: CaptureConfig,
         candidate: Upstream,
+        models: ModelNames,
         production_url: str,
         session: MirrorSession,
         scrubber: Scrubber,
@@ -101,6 +103,7 @@ class ShadowDispatcher:
         self._config = config
         self._capture_limit = capture.max_bytes
         self._candidate = candidate
+        self._models = models
         self._production_url = production_url
         self._session = session
         self._scrubber = scrubber
@@ -173,7 +176,12 @@ class ShadowDispatcher:
 
     async def _mirror(self, mirror: MirrorRequest, production: asyncio.Future[Captured]) -> None:
         session = self._scrubber.session()
-        body = orjson.dumps(session.json(mirror.document))
+        scrubbed = session.json(mirror.document)
+        body = orjson.dumps(scrubbed)
+        # After scrubbing, so the configured name reaches the candidate verbatim; the noise
+        # sample goes to production and keeps the request's name.
+        renamed = self._models.rewrite(scrubbed)
+        candidate_body = body if renamed is None else orjson.dumps(renamed)
         candidate_headers = dict(mirror.headers)
         if self._candidate.authorization is not None:
             candidate_headers["Authorization"] = self._candidate.authorization
@@ -181,7 +189,7 @@ class ShadowDispatcher:
             self._call(
                 self._candidate.url(mirror.path_qs),
                 mirror.method,
-                body,
+                candidate_body,
                 candidate_headers,
                 breaker=self._breaker,
             )
@@ -221,6 +229,7 @@ class ShadowDispatcher:
             method=mirror.method,
             unit=mirror.unit,
             model=_model_name(mirror.document),
+            candidate_model=_model_name(renamed or scrubbed),
             request=orjson.loads(body),
             production=self._exchange(prod, session),
             candidate=self._exchange(candidate, session),

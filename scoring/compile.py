@@ -14,6 +14,9 @@ Steps, all offline and deterministic (nothing is downloaded):
    are GELU outputs with a few large channels), so keeping them holds agreement with the
    fp32 model above 0.99 while the rest runs on the CPU's int8 units.
 
+Steps 2 and 3 are choices for the CPU: a worker whose first provider is another device gets
+the fp32 graph (`scoring.providers.graph_precision`) and may fuse SkipLayerNormalization.
+
 The result is cached on disk by the source file's hash and the recipe, so only the first
 start of a worker pays the few seconds it takes.
 """

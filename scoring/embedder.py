@@ -23,6 +23,7 @@ from tokenizers import Tokenizer
 from gateway.config import Precision, ScoringConfig
 from gateway.errors import ModelNotFoundError
 from scoring.compile import SESSION_DISABLED_OPTIMIZERS, load_compiled
+from scoring.providers import batching, check_session, execution_providers, graph_precision
 
 log = logging.getLogger("shadowgate.embedder")
 
@@ -52,6 +53,7 @@ class Embedder:
     """Embeds batches of texts into unit vectors; thread-safe for one caller at a time."""
 
     def __init__(self, config: ScoringConfig) -> None:
+        providers = execution_providers(config.providers)
         model_path = config.model or default_model_path()
         tokenizer_path = config.tokenizer or default_tokenizer_path()
         for what, path in (("model", model_path), ("tokenizer", tokenizer_path)):
@@ -63,10 +65,9 @@ class Embedder:
         # that beat one call on two threads (71.7 against 62-64 texts/s on two cores).
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
+        # The fusion left out at compile time is a CPU choice; another device may keep it.
+        disabled = list(SESSION_DISABLED_OPTIMIZERS) if config.providers[0] == "CPU" else []
         self._pool = ThreadPoolExecutor(config.threads, thread_name_prefix="embed")
-        providers = ["CPUExecutionProvider"]
-        if config.provider == "cuda":
-            providers.insert(0, "CUDAExecutionProvider")
 
         def session(precision: Precision) -> ort.InferenceSession:
             graph = load_compiled(
@@ -75,17 +76,19 @@ class Embedder:
                 fp32_layers=config.fp32_layers,
                 cache_dir=config.compile_cache,
             )
-            return ort.InferenceSession(
-                graph,
-                options,
-                providers=providers,
-                disabled_optimizers=list(SESSION_DISABLED_OPTIMIZERS),
+            created = ort.InferenceSession(
+                graph, options, providers=providers, disabled_optimizers=disabled
             )
+            check_session(created, config.providers)
+            return created
 
         # Short sequences cost little and lose the most to int8 (few tokens to average the
         # rounding out), so they run in fp32; the rest on the mixed-int8 graph.
+        precision = graph_precision(config)
         self._exact = session("fp32")
-        self._fast = self._exact if config.precision == "fp32" else session(config.precision)
+        self._fast = self._exact if precision == "fp32" else session(precision)
+        self.providers: list[str] = self._exact.get_providers()
+        log.info("embedder: %s graph on %s", precision, ", ".join(self.providers))
         self._int8_min_tokens = config.int8_min_tokens
         self._inputs = {i.name for i in self._exact.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
@@ -97,9 +100,10 @@ class Embedder:
         self._cls, self._sep = cls, sep
         self._window = config.max_tokens - 2
         self._stride = min(config.window_stride, self._window)
-        # One sequence per model call by default: dynamic int8 scales each call's activations
-        # as a whole, so a vector would depend on its batch-mates; and no padding is spent.
-        self._batch_size = config.inference_batch_size
+        # One sequence per model call by default on the CPU: dynamic int8 scales each call's
+        # activations as a whole, so a vector would depend on its batch-mates; and no padding
+        # is spent. A GPU runs fp32 and wants many sequences per call.
+        self._batch_size = batching(config).sequences
         self._cache: OrderedDict[bytes, Vectors] = OrderedDict()
         self._cache_size = config.cache_size
         self.cache_hits = 0

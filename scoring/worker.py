@@ -45,6 +45,7 @@ from scoring.aggregates import aggregate_fields
 from scoring.divergence import Flagger, NoiseFloor, priority, score_pair, signals_of
 from scoring.embedder import Embedder
 from scoring.llm_judge.stage import JudgeStage
+from scoring.providers import batching
 from scoring.records import ReviewItem, ScoreRecord
 from scoring.signals.detect import Detector
 from scoring.signals.gate import EvidenceNoise, PairSignals
@@ -204,7 +205,7 @@ class ScoringWorker:
     async def next_batch(self, block_ms: int | None = None) -> list[Entry]:
         """Stalled entries first, then new ones: up to `batch_size`, waiting at most
         `max_wait_ms` for a batch to fill once its first entry is in."""
-        size = self._config.batch_size
+        size = batching(self._config).pairs
         block_ms = self._block_ms if block_ms is None else block_ms
         entries = await self._claim_stalled(size)
         loop = asyncio.get_running_loop()

@@ -79,6 +79,21 @@ def test_tokens_come_from_the_environment_when_unset() -> None:
     assert config.control.reviewer_token is not None
 
 
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`shadowgate ARGS` in a subprocess, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *, exit_code: int) -> str:
+    """The one line a refused command printed on stderr, having exited with `exit_code`."""
+    assert result.returncode == exit_code, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -102,25 +117,11 @@ def test_serve_with_bad_config_exits_2_with_one_line(
 
 def serve_refuses(config: Path) -> str:
     """Runs `shadowgate serve` on `config`; it must exit 2 with one line, returned."""
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return one_line_error(run_cli("serve", "--config", str(config)), exit_code=2)
 
 
 def test_serve_with_missing_file_exits_2(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(tmp_path / "nope.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_cli("serve", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "cannot read config" in result.stderr
 

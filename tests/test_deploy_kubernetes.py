@@ -17,6 +17,7 @@ import yaml
 
 from gateway.config import Config, apply_environment, load_config
 from gateway.constants import GROUP_SCORERS, KEY_PAIRS
+from scoring.providers import batching
 from tests.tools import require_module, require_tool
 
 ROOT = Path(__file__).resolve().parent.parent / "config" / "kubernetes"
@@ -179,7 +180,8 @@ def test_keda_scales_workers_on_the_pairs_stream_backlog_and_pending(tmp_path: P
     assert "activationLagCount" in by_kind["lagCount"]
     # Every busy worker holds a batch pending: a target at or below the batch size would
     # add a pod for each pod.
-    assert int(by_kind["pendingEntriesCount"]["pendingEntriesCount"]) > config.scoring.batch_size
+    pairs_per_batch = batching(config.scoring).pairs
+    assert int(by_kind["pendingEntriesCount"]["pendingEntriesCount"]) > pairs_per_batch
     [auth] = of_kind(objects, "TriggerAuthentication")
     assert {t["authenticationRef"]["name"] for t in triggers} == {auth["metadata"]["name"]}
     references = auth["spec"]["secretTargetRef"]

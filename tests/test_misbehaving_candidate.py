@@ -18,6 +18,7 @@ from gateway.config import parse_config
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
+from gateway.model_names import ModelNames
 from gateway.publish import PairPublisher
 from gateway.redis_client import connect
 from gateway.scrub import Scrubber
@@ -168,6 +169,7 @@ async def _garbage_of_mirrors(
         config=config.shadow,
         capture=config.capture,
         candidate=Upstream(name="candidate", config=config.upstreams.candidate),
+        models=ModelNames.for_candidate(config.upstreams.candidate),
         production_url=config.upstreams.production.url,
         session=session,
         scrubber=Scrubber(config.scrub),

@@ -33,12 +33,16 @@ async def enqueue(
     priorities: list[float],
     route: str = "/v1/chat/completions",
     flags: list[str] | None = None,
+    models: tuple[str, str] | None = None,
 ) -> None:
+    """Queue one item per priority; `models`: production's and the candidate's model names."""
     client = connect(RedisConfig(), rig.gateway.redis_url)
     key = rig.gateway.config.redis.key_prefix + "review"
+    model, candidate_model = models or (None, None)
     for n, priority in enumerate(priorities):
         pair = PairRecord(
-            id=f"pair-{route}-{n}", ts=0.0, route=route,
+            id=f"pair-{route}-{n}", ts=0.0, route=route, model=model,
+            candidate_model=candidate_model,
             production=Exchange(status=200, text="Paris."),
             candidate=Exchange(status=200, text="Lyon."),
         )  # fmt: skip

@@ -95,6 +95,18 @@ async def test_reviewer_judges_by_keyboard_and_sees_stats_change(
     await page.wait_for_selector("#help.show")
 
 
+async def test_page_names_production_and_candidate_models(
+    make_rig: RigFactory, browser: Any
+) -> None:
+    rig = await review_rig(make_rig)
+    await enqueue(rig, [1.0], models=("gpt-4o", "gpt-4.1"))
+    page = await browser.new_page()
+    await sign_in(page, str(rig.control.make_url("/review/")))
+    await page.wait_for_selector("#item:not(.hidden)")
+    assert await page.text_content("#left-title") == "Production (gpt-4o)"
+    assert await page.text_content("#right-title") == "Candidate (gpt-4.1), changes highlighted"
+
+
 async def test_page_shows_the_empty_queue_and_a_refused_late_verdict(
     make_rig: RigFactory, browser: Any
 ) -> None:
@@ -120,13 +132,16 @@ async def test_blind_page_names_no_side_and_stores_the_right_label_for_both_orde
         ("A", "t", "acceptable"), ("B", "x", "acceptable"),
     ]  # fmt: skip
     sides = [side for side, _, _ in cases]
-    rig = await blind_items(make_rig, candidate_sides, sides, flags=["refusal"])
+    rig = await blind_items(
+        make_rig, candidate_sides, sides, flags=["refusal"], models=("gpt-4o", "gpt-4.1")
+    )
     page = await browser.new_page()
     await sign_in(page, str(rig.control.make_url("/review/")))
     for n, (side, key, _) in enumerate(cases):
         await page.wait_for_selector(f"#progress:has-text('you: {n} judged')")
         text = (await page.evaluate(PAGE_TEXT)).lower()
         assert "candidate" not in text and "production" not in text
+        assert "gpt-4" not in text  # a model name would tell the sides apart
         assert await page.text_content("#left-title") == "Answer A"
         assert await page.text_content("#left") == ("Lyon." if side == "A" else "Paris.")
         assert await page.text_content("#evidence") == f"{side} contains a refusal"
