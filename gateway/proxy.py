@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import HttpVersion11, hdrs, web
@@ -35,6 +35,9 @@ from gateway.shadow import Captured, MirrorRequest, ShadowDispatcher, ShadowJob
 from gateway.traffic import TrafficState
 from gateway.upstream import Upstream
 from gateway.upstream_client import BodySource, UpstreamResponse
+
+if TYPE_CHECKING:
+    from gateway.tracing import ServerSpan, Tracing
 
 log = logging.getLogger("shadowgate.proxy")
 
@@ -71,7 +74,9 @@ class ProxyHandler:
         dispatcher: ShadowDispatcher | None,
         metrics: Metrics,
         arm_stats: ArmStats,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing
         self._production = production
         self._candidate = candidate
         self._assigner = assigner
@@ -104,6 +109,7 @@ class ProxyHandler:
         # A small body on a mirrored route is parsed once, for the drift features (always:
         # the rollout compares against the traffic before it began), the unit key and the mirror.
         document: Any = _parse_json(request, body) if body is not None else None
+        span = self._tracing.server_span(request, document) if self._tracing is not None else None
         live = self._traffic.current
         job = None
         if live.canary_bp or live.shadow_bp:
@@ -114,12 +120,14 @@ class ProxyHandler:
             if assignment.canary and self._candidate is not None:
                 self._count_prompt(ARM_CANARY, request.path, document)
                 return await self._forward(
-                    request, self._candidate, ARM_CANARY, body, request_id, None
+                    request, self._candidate, ARM_CANARY, body, request_id, None, span
                 )
             if assignment.shadow and self._dispatcher is not None:
-                job = self._start_mirror(request, body, document, unit, request_id)
+                job = self._start_mirror(request, body, document, unit, request_id, span)
         self._count_prompt(ARM_PRODUCTION, request.path, document)
-        return await self._forward(request, self._production, ARM_PRODUCTION, body, request_id, job)
+        return await self._forward(
+            request, self._production, ARM_PRODUCTION, body, request_id, job, span
+        )
 
     def _count_prompt(self, arm: str, route: str, document: Any) -> None:
         """Input-drift counts, only for a body this request already parsed."""
@@ -146,6 +154,7 @@ class ProxyHandler:
         document: Any,
         unit: str | None,
         request_id: str,
+        span: ServerSpan | None,
     ) -> ShadowJob | None:
         dispatcher = self._dispatcher
         assert dispatcher is not None
@@ -184,6 +193,7 @@ class ProxyHandler:
             noise=self._assigner.chance(self._noise_bp),
             production_authorization=self._production.authorization
             or request.headers.get("Authorization"),
+            user_span=span.context if span is not None else None,
         )
         return dispatcher.start(mirror)
 
@@ -194,6 +204,7 @@ class ProxyHandler:
         arm: str,
         body: bytes | None,
         request_id: str,
+        span: ServerSpan | None,
     ) -> UpstreamResponse:
         data: bytes | BodySource | None
         length: int | None
@@ -215,6 +226,8 @@ class ProxyHandler:
             authorization=upstream.authorization,
             strip_authorization=arm == ARM_CANARY,
         )
+        if span is not None:
+            span.inject(headers)
         return await upstream.client.request(
             request.method,
             upstream.target(request.raw_path),
@@ -231,6 +244,7 @@ class ProxyHandler:
         body: bytes | None,
         request_id: str,
         job: ShadowJob | None,
+        span: ServerSpan | None,
     ) -> web.StreamResponse:
         # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
         started = time.perf_counter()
@@ -242,7 +256,7 @@ class ProxyHandler:
         complete = False
         try:
             try:
-                upstream_response = await self._send(request, upstream, arm, body, request_id)
+                upstream_response = await self._send(request, upstream, arm, body, request_id, span)
             except UpstreamTimeout:
                 status, error = 504, "upstream timed out before responding"
                 self._metrics.upstream_errors.labels(arm, "timeout").inc()
@@ -317,6 +331,10 @@ class ProxyHandler:
             self._count_request(arm, status)
             self._latency[arm].observe(elapsed)
             self._arm_stats.record(arm, status, elapsed, ttfb_ms)
+            if span is not None:
+                span.finish(
+                    arm=arm, status=status, error=error, capture=capture, response=upstream_response
+                )
             if job is not None:
                 job.finish(
                     Captured(

@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -39,13 +40,23 @@ from gateway.traffic import TrafficSplit, TrafficState
 from gateway.upstream import Upstream
 from scoring.aggregates import SnapshotCollector, load_snapshot, review_depth
 
+if TYPE_CHECKING:
+    from gateway.tracing import Tracing
+
 log = logging.getLogger("shadowgate.runtime")
 
 
 class Gateway:
     """Owns every long-lived resource of one gateway process; use as an async context."""
 
-    def __init__(self, *, config: Config, redis_url: str, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        redis_url: str,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
+    ) -> None:
         self.config = config
         self.redis_url = redis_url
         self.metrics = metrics or Metrics()
@@ -90,6 +101,7 @@ class Gateway:
                 scrubber=self.scrubber,
                 publisher=self.publisher,
                 metrics=self.metrics,
+                tracing=tracing,
             )
             if self.candidate is not None and self.shadow_pool is not None
             else None
@@ -104,6 +116,7 @@ class Gateway:
             dispatcher=self.dispatcher,
             metrics=self.metrics,
             arm_stats=self.arm_stats,
+            tracing=tracing,
         )
         self.review = ReviewQueue(redis=self.redis, prefix=prefix, config=config.review)
         self.rollout = RolloutController(

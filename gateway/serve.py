@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvloop
 from aiohttp import web
@@ -21,7 +23,11 @@ from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
 from gateway.processes import Child, shadowgate_command
 from gateway.runtime import Gateway
+from gateway.tracing_setup import load_tracing
 from gateway.traffic import TrafficSplit
+
+if TYPE_CHECKING:
+    from gateway.tracing import Tracing
 
 log = logging.getLogger("shadowgate.serve")
 
@@ -52,7 +58,12 @@ async def _reload(gateway: Gateway, config_path: Path) -> None:
 
 
 async def serve_async(
-    config: Config, *, redis_url: str, config_path: Path | None, ready: asyncio.Event | None = None
+    config: Config,
+    *,
+    redis_url: str,
+    config_path: Path | None,
+    ready: asyncio.Event | None = None,
+    tracing: Tracing | None = None,
 ) -> None:
     """Run both planes on `redis_url` until a stop signal arrives."""
     stop = asyncio.Event()
@@ -60,7 +71,7 @@ async def serve_async(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task[None]] = set()
-    async with Gateway(config=config, redis_url=redis_url) as gateway:
+    async with Gateway(config=config, redis_url=redis_url, tracing=tracing) as gateway:
         if config_path is not None:
 
             def on_hup() -> None:
@@ -105,6 +116,7 @@ def run_serve(config_path: Path) -> int:
     Without `redis.url`, an embedded redis-server and one scoring worker run as children;
     both die with the gateway, even when it is killed."""
     config = apply_environment(load_config(config_path))
+    tracing = load_tracing(service_name="shadowgate-gateway", environ=os.environ)
     embedded: EmbeddedRedis | None = None
     worker: Child | None = None
     redis_url = config.redis.url
@@ -120,8 +132,12 @@ def run_serve(config_path: Path) -> int:
             die_with_parent=True,
         )
     try:
-        uvloop.run(serve_async(config, redis_url=redis_url, config_path=config_path))
+        uvloop.run(
+            serve_async(config, redis_url=redis_url, config_path=config_path, tracing=tracing)
+        )
     finally:
+        if tracing is not None:
+            tracing.shutdown()
         if worker is not None:
             worker.stop()
         if embedded is not None:

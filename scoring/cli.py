@@ -7,25 +7,34 @@ import logging
 import os
 import signal
 import socket
+from typing import TYPE_CHECKING
 
 import uvloop
 
 from gateway.config import Config
 from gateway.redis_client import connect
+from gateway.tracing_setup import load_tracing
 from scoring.embedder import Embedder
 from scoring.worker import ScoringWorker
+
+if TYPE_CHECKING:
+    from scoring.tracing import EvaluationEvents
 
 log = logging.getLogger("shadowgate.score")
 
 
-async def _run(config: Config, redis_url: str, embedder: Embedder) -> None:
+async def _run(
+    config: Config, redis_url: str, embedder: Embedder, evaluations: EvaluationEvents | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     redis = connect(config.redis, redis_url)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
-    worker = ScoringWorker(config=config, redis=redis, embedder=embedder, consumer=consumer)
+    worker = ScoringWorker(
+        config=config, redis=redis, embedder=embedder, consumer=consumer, evaluations=evaluations
+    )
     log.info("scoring worker %s started", consumer)
     try:
         await worker.run(stop)
@@ -37,5 +46,15 @@ async def _run(config: Config, redis_url: str, embedder: Embedder) -> None:
 def run_score(config: Config, *, redis_url: str) -> int:
     """Load the model (a missing one fails here, before any pair), then score until stopped."""
     embedder = Embedder(config.scoring)
-    uvloop.run(_run(config, redis_url, embedder))
+    tracing = load_tracing(service_name="shadowgate-worker", environ=os.environ)
+    evaluations = None
+    if tracing is not None:
+        from scoring.tracing import EvaluationEvents
+
+        evaluations = EvaluationEvents(tracing)
+    try:
+        uvloop.run(_run(config, redis_url, embedder, evaluations))
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
     return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,9 @@ from scoring.aggregates import aggregate_fields
 from scoring.divergence import Flagger, NoiseFloor, priority, score_pair
 from scoring.embedder import Embedder
 from scoring.records import ReviewItem, ScoreRecord
+
+if TYPE_CHECKING:
+    from scoring.tracing import EvaluationEvents
 
 log = logging.getLogger("shadowgate.worker")
 
@@ -75,8 +78,17 @@ def _entries(response: Any) -> list[Entry]:
 class ScoringWorker:
     """One consumer in the `scorers` group."""
 
-    def __init__(self, *, config: Config, redis: Redis, embedder: Embedder, consumer: str):
+    def __init__(
+        self,
+        *,
+        config: Config,
+        redis: Redis,
+        embedder: Embedder,
+        consumer: str,
+        evaluations: EvaluationEvents | None = None,
+    ):
         self._config = config.scoring
+        self._evaluations = evaluations
         self._redis = redis
         self._embedder = embedder
         self._consumer = consumer
@@ -229,6 +241,8 @@ class ScoringWorker:
         written = await self._commit(keys=keys, args=args)
         if written:
             self.scored += 1
+            if self._evaluations is not None:
+                self._evaluations.emit(pair, score)
 
     async def _failed(self, entry_id: str, fields: dict[bytes, bytes], exc: Exception) -> None:
         attempts = await self._redis.hincrby(self._attempts, entry_id, 1)
