@@ -1,6 +1,7 @@
 """The small servers the proxy benchmark runs, each in its own process: `floor`, the least an
 aiohttp + uvloop proxy can do (what the framework alone costs); `hung`, a candidate that reads
-requests and never answers; `paced`, the simulator streaming tokens at a fixed rate.
+requests and never answers; `paced`, the simulator streaming tokens at a fixed rate; `otlp`, a
+trace receiver that counts the spans a traced gateway exports.
 """
 
 from __future__ import annotations
@@ -77,9 +78,41 @@ async def paced_simulator(port: int, tokens_per_s: float) -> None:
         await runner.cleanup()
 
 
+async def otlp_receiver(port: int) -> None:
+    """Accepts OTLP/HTTP trace exports and counts their spans (GET /stats)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received = {"exports": 0, "spans": 0}
+
+    async def export(request: web.Request) -> web.Response:
+        batch = ExportTraceServiceRequest.FromString(await request.read())
+        received["exports"] += 1
+        received["spans"] += sum(
+            len(scope.spans) for spans in batch.resource_spans for scope in spans.scope_spans
+        )
+        return web.Response(content_type="application/x-protobuf")
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(received)
+
+    app = web.Application(client_max_size=64 << 20)
+    app.router.add_post("/v1/traces", export)
+    app.router.add_get("/stats", stats)
+    app.router.add_get("/healthz", stats)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks._peers")
-    parser.add_argument("role", choices=["floor", "hung", "paced"])
+    parser.add_argument("role", choices=["floor", "hung", "paced", "otlp"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", default="", help="base URL the floor proxy forwards to")
     parser.add_argument("--tokens-per-s", type=float, default=1000.0, help="paced simulator")
@@ -88,6 +121,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         uvloop.run(floor_proxy(args.port, args.upstream))
     elif args.role == "hung":
         uvloop.run(hung_server(args.port))
+    elif args.role == "otlp":
+        uvloop.run(otlp_receiver(args.port))
     else:
         uvloop.run(paced_simulator(args.port, args.tokens_per_s))
 

@@ -1,6 +1,7 @@
 """The gateway's cost on the user's path, measured in one run on this machine: nginx direct,
 through nginx `proxy_pass` (the physical reference), through a bare aiohttp proxy (the
-framework's floor) and through shadowgate; then shadowing, streaming and memory. Loopback only.
+framework's floor) and through shadowgate (also with tracing on); then shadowing, streaming and
+memory. Loopback only.
 
     python -m benchmarks.proxy_bench [--quick]
 
@@ -150,7 +151,13 @@ class Bench:
         return self.spawn(name or role, command)
 
     def gateway(
-        self, name: str, *, production: int, candidate: int, shadow_percent: float
+        self,
+        name: str,
+        *,
+        production: int,
+        candidate: int,
+        shadow_percent: float,
+        env: dict[str, str] | None = None,
     ) -> Gateway:
         assert self.redis is not None
         port, control = free_port(), free_port()
@@ -172,7 +179,9 @@ class Bench:
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         command = shadowgate("--log-level", "warning", "serve", "--config", str(path))
-        child = self.spawn(name, command, env={"SHADOWGATE_ADMIN_TOKEN": ADMIN_TOKEN})
+        child = self.spawn(
+            name, command, env={"SHADOWGATE_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})}
+        )
         return Gateway(name=name, child=child, port=port, control=control)
 
     def died(self) -> str:
@@ -212,6 +221,8 @@ class Setup:
     hung: Gateway  # shadow 100%, candidate hung
     gw_sim: Gateway  # production: the fast simulator
     gw_paced: Gateway  # production: the paced simulator
+    traced: Gateway  # the same as gw, every request traced and exported over OTLP
+    otlp_port: int
 
 
 def start_all(bench: Bench, nginx_path: str) -> Setup:
@@ -219,7 +230,7 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
     bench.redis.start()
     origin, hung, floor = free_port(), free_port(), free_port()
     sim, sim_candidate, paced, paced_floor = free_port(), free_port(), free_port(), free_port()
-    same_worker, proxy = free_port(), free_port()
+    same_worker, proxy, otlp = free_port(), free_port(), free_port()
     origin_nginx = Nginx(
         "nginx-origin",
         binary=nginx_path,
@@ -241,6 +252,7 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
     )
     hung_child = bench.peer("hung", hung)
     paced_child = bench.peer("paced", paced, f"--tokens-per-s={PACED_TOKENS_S}")
+    otlp_child = bench.peer("otlp", otlp)
     sims = [
         (
             bench.spawn(f"sim-{port}", shadowgate("simulate", "--profile=fast", f"--port={port}")),
@@ -266,6 +278,15 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         gw_paced=bench.gateway(
             "gwpaced", production=paced, candidate=sim_candidate, shadow_percent=0
         ),
+        traced=bench.gateway(
+            "gwtraced",
+            production=origin,
+            candidate=hung,
+            shadow_percent=0,
+            # The SDK's defaults otherwise: every request sampled, batches of up to 512 spans.
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp}"},
+        ),
+        otlp_port=otlp,
     )
     origin_nginx.wait_ready()
     proxy_nginx.wait_ready()
@@ -273,14 +294,15 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
     floor_child.wait_ready(f"http://127.0.0.1:{floor}/healthz")
     paced_child.wait_ready(f"http://127.0.0.1:{paced}/healthz")
     paced_floor_child.wait_ready(f"http://127.0.0.1:{paced_floor}/healthz")
+    otlp_child.wait_ready(f"http://127.0.0.1:{otlp}/healthz")
     for child, port in sims:
         child.wait_ready(f"http://127.0.0.1:{port}/healthz")
-    for gateway in (setup.gw, setup.twin, setup.hung, setup.gw_sim, setup.gw_paced):
+    for gateway in (setup.gw, setup.twin, setup.hung, setup.gw_sim, setup.gw_paced, setup.traced):
         gateway.wait_ready()
     return setup
 
 
-def wait_port(port: int, child: Child, timeout_s: float = 10.0) -> None:
+def wait_port(port: int, child: Child, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and child.process.poll() is None:
         try:
@@ -533,6 +555,7 @@ def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Fai
         "nginx": (setup.proxy_port, setup.proxy.worker()),
         "floor": (setup.floor_port, psutil.Process(setup.floor.process.pid)),
         "gw": (setup.gw.port, setup.gw.process()),
+        "traced": (setup.traced.port, setup.traced.process()),
     }
     sequential: dict[str, dict[str, Any]] = {}
     rps: dict[str, float] = {}
@@ -561,7 +584,8 @@ def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Fai
             "",
         ),
         (
-            "max req/s, 8 connections: direct / nginx proxy_pass / bare aiohttp / shadowgate",
+            "max req/s, 8 connections: direct / nginx proxy_pass / bare aiohttp / shadowgate / "
+            "shadowgate traced",
             " / ".join(f"{rps[k]:,.0f}" for k in paths),
             "",
         ),
@@ -573,10 +597,25 @@ def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Fai
         ),
         (
             "CPU per request: nginx answering / nginx proxying, bare aiohttp, shadowgate",
-            " / ".join(f"{cpu_us[k]:.0f}" for k in paths) + " µs",
+            " / ".join(f"{cpu_us[k]:.0f}" for k in ("direct", "nginx", "floor", "gw")) + " µs",
+            "",
+        ),
+        (
+            "CPU per request, shadowgate with tracing off / on (every request a span, OTLP/HTTP "
+            "to a local receiver)",
+            f"{cpu_us['gw']:.0f} / {cpu_us['traced']:.0f} µs "
+            f"({cpu_us['traced'] - cpu_us['gw']:+.0f} µs; {otlp_spans(setup):,} spans received)",
             "",
         ),
     ]
+
+
+def otlp_spans(setup: Setup) -> int:
+    """Spans the OTLP receiver has counted, once the traced gateway's last batch is out."""
+    time.sleep(6)  # the batch processor exports every 5 s
+    url = f"http://127.0.0.1:{setup.otlp_port}/stats"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return int(orjson.loads(response.read())["spans"])
 
 
 def streaming(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:

@@ -4,12 +4,20 @@ exporter; the `OTEL_*` switches that turn tracing on and off."""
 
 from __future__ import annotations
 
+import gzip
 import logging
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as OtlpSpan
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -20,8 +28,8 @@ from gateway import tracing as gateway_tracing
 from gateway.capture import reassemble
 from gateway.config import ScoringConfig, parse_config
 from gateway.errors import ConfigError
-from gateway.processes import free_port
-from gateway.records import Exchange, PairRecord
+from gateway.processes import Child, free_port, shadowgate_command
+from gateway.records import PairRecord
 from gateway.redis_client import connect
 from gateway.tracing import Tracing, traceparent
 from gateway.tracing_setup import exporter_names, load_tracing
@@ -31,7 +39,9 @@ from scoring.records import ScoreRecord
 from scoring.tracing import EvaluationEvents
 from scoring.worker import ScoringWorker
 from tests.conftest import Rig, RigFactory
+from tests.test_e2e import write_config
 from tests.test_shadow import SHADOW_ALL, chat_body, read_pairs, send_chat, shadow
+from tests.test_worker import pair
 
 CLIENT_TRACE = 0x0AF7651916CD43DD8448EB211C80319C
 CLIENT_SPAN = 0xB7AD6B7169203331
@@ -204,14 +214,7 @@ def test_answer_id_and_model_are_reassembled_from_bodies_and_streams(
 
 
 def traced_pair(i: int, candidate_text: str, parent: str | None) -> PairRecord:
-    return PairRecord(
-        id=f"pair-{i}",
-        ts=0.0,
-        route="/v1/chat/completions",
-        production=Exchange(status=200, text="Paris is the capital of France.", latency_ms=90),
-        candidate=Exchange(status=200, text=candidate_text, latency_ms=120),
-        traceparent=parent,
-    )
+    return pair(i, candidate_text).model_copy(update={"traceparent": parent})
 
 
 @pytest.fixture(scope="module")
@@ -240,8 +243,8 @@ async def test_scored_pair_is_an_evaluation_event_in_its_mirrors_trace(
     ]
     redis = connect(config.redis, redis_url)
     try:
-        for pair in pairs:
-            await redis.xadd("shadowgate:pairs", {"data": pair.to_json()})
+        for record in pairs:
+            await redis.xadd("shadowgate:pairs", {"data": record.to_json()})
         worker = ScoringWorker(
             config=config,
             redis=redis,
@@ -359,3 +362,109 @@ def test_pair_records_without_trace_context_still_load() -> None:
     old = b'{"schema_version": 1, "id": "p", "ts": 0, "route": "/v1/chat/completions",'
     old += b' "production": {"status": 200}, "candidate": {"status": 200}}'
     assert PairRecord.from_json(old).traceparent is None
+
+
+class OtlpSink:
+    """An OTLP/HTTP trace receiver on a thread: keeps every span it is sent, by service."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[str, Any]] = []
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = ExportTraceServiceRequest.FromString(body)
+                with sink._lock:
+                    for resource_spans in request.resource_spans:
+                        service = next(
+                            a.value.string_value
+                            for a in resource_spans.resource.attributes
+                            if a.key == "service.name"
+                        )
+                        for scope in resource_spans.scope_spans:
+                            sink.spans.extend((service, span) for span in scope.spans)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def wait_for(self, predicate: Any, timeout_s: float) -> list[tuple[str, Any]]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                spans = list(self.spans)
+            if predicate(spans):
+                return spans
+            time.sleep(0.1)
+        raise AssertionError(f"spans received: {[(s, span.name) for s, span in spans]}")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.e2e
+def test_serve_exports_both_traces_and_the_evaluation_over_otlp(tmp_path: Path) -> None:
+    """`shadowgate serve` and its embedded worker, configured by OTEL_* alone."""
+    sink = OtlpSink()
+    ports = {name: free_port() for name in ("production", "candidate", "gateway", "control")}
+    children: list[Child] = []
+    try:
+        for profile in ("production", "candidate"):
+            command = shadowgate_command("simulate", "--profile=fast", f"--port={ports[profile]}")
+            children.append(Child(profile, command, log_path=tmp_path / f"{profile}.log", env={}))
+        for child, profile in zip(children, ("production", "candidate"), strict=True):
+            child.wait_ready(f"http://127.0.0.1:{ports[profile]}/healthz")
+        write_config(tmp_path / "gateway.yaml", ports, tmp_path / "state", shadow_percent=100)
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.port}",
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        gateway = Child(
+            "gateway",
+            shadowgate_command("serve", "--config", str(tmp_path / "gateway.yaml")),
+            log_path=tmp_path / "gateway.log",
+            env=env,
+        )
+        children.append(gateway)
+        gateway.wait_ready(f"http://127.0.0.1:{ports['control']}/readyz", timeout_s=30)
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{ports['gateway']}/v1", api_key="k", max_retries=0
+        )
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "Hi"}])
+        client.close()
+
+        def evaluated(spans: list[tuple[str, Any]]) -> bool:
+            return any(span.name == "evaluate divergence" for _, span in spans)
+
+        spans = sink.wait_for(evaluated, timeout_s=45)
+    finally:
+        for child in reversed(children):
+            child.stop()
+        sink.close()
+    by_kind = {(service, span.kind): span for service, span in spans}
+    server = by_kind["shadowgate-gateway", OtlpSpan.SPAN_KIND_SERVER]
+    mirror = by_kind["shadowgate-gateway", OtlpSpan.SPAN_KIND_CLIENT]
+    evaluation = by_kind["shadowgate-worker", OtlpSpan.SPAN_KIND_INTERNAL]
+    server_attributes = {a.key: a.value for a in server.attributes}
+    assert server_attributes["gen_ai.request.model"].string_value == "m"
+    assert server_attributes["gen_ai.usage.output_tokens"].int_value > 0
+    assert mirror.trace_id != server.trace_id
+    assert [(link.trace_id, link.span_id) for link in mirror.links] == [
+        (server.trace_id, server.span_id)
+    ]
+    assert (evaluation.trace_id, evaluation.parent_span_id) == (mirror.trace_id, mirror.span_id)
+    (event,) = evaluation.events
+    assert event.name == "gen_ai.evaluation.result"
