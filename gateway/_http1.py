@@ -14,7 +14,12 @@ from typing import Final, cast
 
 import httptools
 
-from gateway.errors import UpstreamDisconnected, UpstreamProtocolError, UpstreamTimeout
+from gateway.errors import (
+    UpstreamDisconnected,
+    UpstreamHeadTooLarge,
+    UpstreamProtocolError,
+    UpstreamTimeout,
+)
 
 # Stop reading from the upstream while this much body waits for a slow client (reading
 # resumes once the consumer took it), so memory per stream stays bounded.
@@ -30,6 +35,7 @@ class Http1Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._parser = httptools.HttpResponseParser(self)
+        self._parser_spent = False  # it stopped inside a message (a HEAD answer's body)
         self._transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -63,6 +69,9 @@ class Http1Connection(asyncio.Protocol):
     def begin(self, *, head_only: bool) -> None:
         """Start a new exchange on this connection (fresh or taken from the pool)."""
         self._reset()
+        if self._parser_spent:
+            self._parser = httptools.HttpResponseParser(self)
+            self._parser_spent = False
         self.body_task = None
         self._head_only = head_only
         self._active = True
@@ -170,10 +179,22 @@ class Http1Connection(asyncio.Protocol):
             return
         self.received = True
         if not self.headers_done:
-            self._head_bytes += len(data)
-            if self._head_bytes > _MAX_HEAD_BYTES:
-                self._protocol_error("upstream response head is too large")
-                return
+            # Only head bytes count toward the limit: body bytes often share the head's read.
+            room = _MAX_HEAD_BYTES - self._head_bytes
+            if len(data) > room:
+                self._head_bytes = _MAX_HEAD_BYTES
+                self._feed(data[:room])
+                if self.closed:
+                    return
+                if not self.headers_done:
+                    self.fail(UpstreamHeadTooLarge("upstream response head is too large"))
+                    return
+                data = data[room:]
+            else:
+                self._head_bytes += len(data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -228,6 +249,11 @@ class Http1Connection(asyncio.Protocol):
         self._reason += status
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.headers_done:
+            return  # a trailer: aiohttp drops them too, and none is a header of the answer
+        # llhttp drops the blanks before a value but not those after (RFC 9110 5.5: neither
+        # belongs to it).
+        value = value.rstrip(b" \t")
         self.raw_headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
@@ -240,10 +266,10 @@ class Http1Connection(asyncio.Protocol):
         self.headers_done = True
         self._keep_alive = self._parser.should_keep_alive()
         if self._head_only:
-            # httptools cannot be told to skip the body a HEAD answer announces, so the
-            # exchange ends here and the connection is not reused.
+            # httptools cannot be told that a HEAD answer has no body, so the exchange ends
+            # here and the next one starts on a fresh parser; the connection stays pooled.
             self.complete = True
-            self._keep_alive = False
+            self._parser_spent = True
         elif status not in _NO_BODY_STATUSES:
             names = {name.lower() for name, _ in self.raw_headers}
             self._until_close = "content-length" not in names and not any(
@@ -254,6 +280,8 @@ class Http1Connection(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         if self.complete:
+            # A body after a HEAD answer: the upstream is out of step with us.
+            self._keep_alive = False
             return
         self._chunks.append(body)
         self._buffered += len(body)

@@ -5,19 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway import control, review_api
+from gateway.data_server import DataServer
 from gateway.runtime import GATEWAY_KEY, Gateway
 
 
-def build_data_server(gateway: Gateway) -> web.Server:
+def build_data_server(gateway: Gateway) -> DataServer:
     """The data plane: every method and path goes to the proxy.
 
     aiohttp's low-level server, not an Application: with one route that matches everything,
     the router, match info and middleware chain were per-request cost and nothing else.
     Request bodies are not decompressed: they go upstream as sent, with their own
     Content-Encoding and Content-Length. Needs a running event loop."""
-    return web.Server(
-        gateway.proxy.handle, handler_cancellation=True, access_log=None, auto_decompress=False
-    )
+    return DataServer(gateway.proxy.handle, listen=gateway.config.listen, metrics=gateway.metrics)
 
 
 def build_control_app(gateway: Gateway) -> web.Application:

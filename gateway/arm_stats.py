@@ -5,7 +5,8 @@ The hot path only bumps counters in a local dict; a background task adds them ev
 `flush_s` into Redis hashes of 10-second buckets (`arms:<bucket>`), so any replica can sum
 a window across all replicas. Latencies and times to first byte go into fixed histogram
 buckets; a rate of slow requests is read off them. Prompt features are counted per bin
-(`<arm>:prompt:<feature>:<bin>`).
+(`<arm>:prompt:<feature>:<bin>`), the gateway's own error answers per reason
+(`<arm>:upstream_error:<kind>`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import bisect
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Final
 
 from redis.asyncio import Redis
@@ -36,11 +38,18 @@ def latency_bucket(seconds: float) -> int:
     return bisect.bisect_left(LATENCY_BOUNDS, seconds)
 
 
+def bucket_key(prefix: str, at: float) -> str:
+    """The hash of the 10-second bucket holding unix time `at`; other writers (the scoring
+    side's loss counts) add to the same buckets so a report window sums them alike."""
+    return f"{prefix}arms:{int(at) // BUCKET_S * BUCKET_S}"
+
+
 class ArmStats:
     """Local counters of one replica, flushed to Redis in the background."""
 
     def __init__(self, *, redis: Redis, prefix: str, flush_s: float = 1.0) -> None:
         self._redis = redis
+        self._key_prefix = prefix
         self._prefix = prefix + "arms:"
         self._flush_s = flush_s
         self._pending: Counter[str] = Counter()
@@ -57,6 +66,10 @@ class ArmStats:
         if ttfb_ms is not None:
             pending[f"{arm}:ttfb:{latency_bucket(ttfb_ms / 1000)}"] += 1
 
+    def record_upstream_error(self, arm: str, kind: str) -> None:
+        """Count why the gateway answered for an arm's upstream (`connect`, `timeout`, ...)."""
+        self._pending[f"{arm}:upstream_error:{kind}"] += 1
+
     def record_prompt(self, arm: str, features: PromptFeatures) -> None:
         """Count one request's prompt features (hot path: dictionary increments only)."""
         pending = self._pending
@@ -65,11 +78,15 @@ class ArmStats:
         pending[f"{arm}:prompt:route:{features.route}"] += 1
         pending[f"{arm}:prompt:max_tokens:{features.max_tokens}"] += 1
 
+    def add(self, counts: Mapping[str, int]) -> None:
+        """Count other events of this replica in the same buckets (flushed with the rest)."""
+        self._pending.update(counts)
+
     async def flush(self) -> None:
         if not self._pending:
             return
         pending, self._pending = self._pending, Counter()
-        key = self._prefix + str(int(time.time()) // BUCKET_S * BUCKET_S)
+        key = bucket_key(self._key_prefix, time.time())
         pipe = self._redis.pipeline(transaction=False)
         for field, count in pending.items():
             pipe.hincrby(key, field, count)
@@ -81,9 +98,12 @@ class ArmStats:
             self._pending.update(pending)
             log.debug("arm stats flush failed: %s", exc)
 
-    async def run(self) -> None:
+    async def run(self, before_flush: Callable[[], None] | None = None) -> None:
+        """Flush every `flush_s`; `before_flush` may add the replica's other counts first."""
         while True:
             await asyncio.sleep(self._flush_s)
+            if before_flush is not None:
+                before_flush()
             await self.flush()
 
     async def buckets(

@@ -54,6 +54,23 @@ class ListenConfig(_Model):
     host: str = "0.0.0.0"
     port: Port = 8080
     backlog: PositiveInt = 1024
+    # Slow clients: a request body up to `body_buffer_bytes` is read whole before an upstream
+    # connection is taken, so a client trickling its body holds no pooled connection.
+    body_buffer_bytes: PositiveInt = Field(
+        default=1 << 20, description="request bodies up to this size are read before forwarding"
+    )
+    header_timeout_s: PositiveFloat = Field(
+        default=10.0, description="from a request's first byte to the end of its headers; 408"
+    )
+    body_timeout_s: PositiveFloat = Field(
+        default=30.0, description="longest silence between two reads of a request body; 408"
+    )
+    keepalive_timeout_s: PositiveFloat = Field(
+        default=75.0, description="an idle client connection is closed after this"
+    )
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = Field(
+        default=30.0, description="at shutdown, in-flight requests may finish for this long"
+    )
 
 
 class ControlConfig(_Model):
@@ -78,6 +95,14 @@ class UpstreamConfig(_Model):
     url: str
     api_key: SecretStr | None = None
     max_connections: PositiveInt = 256
+    pool_timeout_s: PositiveFloat = Field(
+        default=5.0, description="longest wait for a free pooled connection; then a 503"
+    )
+    max_streamed_bodies: PositiveInt | None = Field(
+        default=None,
+        description="connections that may carry a body larger than listen.body_buffer_bytes "
+        "while it arrives; unset: a quarter of max_connections",
+    )
     connect_timeout_s: PositiveFloat = 5.0
     first_byte_timeout_s: PositiveFloat = 300.0
     read_timeout_s: PositiveFloat = 120.0
@@ -85,6 +110,11 @@ class UpstreamConfig(_Model):
     prices: dict[str, TokenPrice] = Field(
         default_factory=dict, description="by model name; '*' for any other model"
     )
+
+    @property
+    def streamed_bodies_limit(self) -> int:
+        """How many requests may stream their body over this upstream's connections at once."""
+        return self.max_streamed_bodies or max(1, self.max_connections // 4)
 
     def price(self, model: str | None) -> TokenPrice | None:
         """The price of `model` on this upstream, if one is configured."""
@@ -134,6 +164,13 @@ class ShadowConfig(_Model):
     noise_percent: Percent = 10.0
     breaker_failures: PositiveInt = 5
     breaker_cooldown_s: PositiveFloat = 5.0
+    max_backlog: PositiveInt = Field(
+        default=10_000,
+        description="pairs published and not yet scored past which new mirrors are shed",
+    )
+    shutdown_grace_s: Annotated[float, Field(ge=0)] = Field(
+        default=5.0, description="at shutdown, after the data plane drained, mirrors may finish"
+    )
 
     @field_validator("paths")
     @classmethod
@@ -153,6 +190,9 @@ class PublishConfig(_Model):
     batch_size: PositiveInt = 64
     stream_maxlen: PositiveInt = 100_000
     max_backoff_s: PositiveFloat = 5.0
+    shutdown_drain_s: Annotated[float, Field(ge=0)] = Field(
+        default=2.0, description="at shutdown, the buffer may be written for this long"
+    )
 
 
 class RedisConfig(_Model):
@@ -160,6 +200,9 @@ class RedisConfig(_Model):
     key_prefix: str = "shadowgate:"
     socket_timeout_s: PositiveFloat = 1.0
     traffic_poll_s: PositiveFloat = 0.5
+    scoring_poll_s: PositiveFloat = Field(
+        default=2.0, description="how often a gateway reads the scoring aggregates and backlog"
+    )
 
     @field_validator("url")
     @classmethod
@@ -209,6 +252,23 @@ def _default_compile_cache() -> Path:
     return Path(base) / "shadowgate" / "models"
 
 
+class DetectionConfig(_Model):
+    """Signals that compare what the answers assert, and how production's noise gates them."""
+
+    enabled: bool = True
+    queue_severity: Literal["low", "medium", "high"] = Field(
+        default="medium", description="evidence at or above this severity queues the pair"
+    )
+    noise_window: PositiveInt = Field(
+        default=500, description="pairs per route remembered for evidence rates"
+    )
+    noise_min_samples: PositiveInt = Field(
+        default=30, description="noise samples a route needs before its rates gate evidence"
+    )
+    noise_relative_margin: Annotated[float, Field(ge=0)] = 0.2
+    noise_absolute_margin: Annotated[float, Field(ge=0, le=1)] = 0.03
+
+
 class ScoringConfig(_Model):
     model: Path | None = Field(
         default=None, description="ONNX model file; unset: the int8 all-MiniLM-L6-v2"
@@ -240,6 +300,7 @@ class ScoringConfig(_Model):
     review_maxlen: PositiveInt = 50_000
     refusal_patterns: list[str] = Field(default_factory=list)
     length_ratio_bounds: tuple[float, float] = (0.33, 3.0)
+    detection: DetectionConfig = Field(default_factory=DetectionConfig)
 
     @field_validator("provider")
     @classmethod
@@ -331,6 +392,13 @@ class Config(_Model):
                 "required when traffic.shadow_percent or traffic.canary_percent is above 0",
                 {"field": "upstreams.candidate"},
             )
+        if self.shadow.max_backlog >= self.publish.stream_maxlen:
+            raise PydanticCustomError(
+                "backlog_above_cap",
+                "must be below publish.stream_maxlen, so that mirrors are shed before the "
+                "stream cap trims pairs nobody scored",
+                {"field": "shadow.max_backlog"},
+            )
         return self
 
 
@@ -364,7 +432,7 @@ def format_validation_error(exc: ValidationError) -> str:
             parts.append(f"{field}: unknown field")
         elif error["type"] == "missing":
             parts.append(f"{field}: required field is missing")
-        elif error["type"] == "candidate_required":
+        elif error["type"] in ("candidate_required", "backlog_above_cap"):
             parts.append(f"{field}: {error['msg']}")
         else:
             message = error["msg"].removeprefix("Value error, ")

@@ -31,6 +31,8 @@ SHADOW_SENT: Final = "sent"
 SHADOW_DROPPED_SATURATED: Final = "dropped_saturated"
 SHADOW_DROPPED_TOO_LARGE: Final = "dropped_too_large"
 SHADOW_DROPPED_CIRCUIT_OPEN: Final = "dropped_circuit_open"
+SHADOW_DROPPED_BACKLOG: Final = "dropped_backlog"
+SHADOW_DROPPED_SHUTDOWN: Final = "dropped_shutdown"
 SHADOW_FAILED: Final = "failed"
 SHADOW_TIMEOUT: Final = "timeout"
 
@@ -43,12 +45,21 @@ DEFAULT_SHADOW_PATHS: Final = (
 
 PAIR_SCHEMA_VERSION: Final = 1
 
-# Every stream entry carries one field holding the record's JSON.
+# Every stream entry carries one field holding the record's JSON; entries of the pairs stream
+# also carry their running number among all pairs published (see publish.py).
 STREAM_FIELD: Final = "data"
+SEQ_FIELD: Final = "seq"
 
 # Scoring: entries that failed `scoring.max_attempts` times, per-entry attempt counts, and
 # the aggregates the rollout judge and /metrics read.
 KEY_DEAD_LETTER: Final = "pairs:dead"
 KEY_ATTEMPTS: Final = "pairs:attempts"
 KEY_AGGREGATES: Final = "aggregates"
+KEY_PUBLISHED: Final = "pairs:published"
+
+# Why a published pair was never scored, the label values of shadowgate_pairs_lost_total:
+# the stream cap trimmed it before any worker read it, or while a worker that then died held
+# it. Counted in the aggregates hash as `lost:<reason>`.
+LOST_TRIMMED_UNSCORED: Final = "trimmed_unscored"
+LOST_TRIMMED_PENDING: Final = "trimmed_pending"
 SCORE_SCHEMA_VERSION: Final = 1

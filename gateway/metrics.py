@@ -45,6 +45,23 @@ class Metrics:
         self.client_disconnects = Counter(
             f"{P}client_disconnects", "Clients that left before their response ended", registry=r
         )
+        self.client_timeouts = Counter(
+            f"{P}client_timeouts",
+            "Requests answered 408 because the client was too slow, by phase (header, body)",
+            ["phase"],
+            registry=r,
+        )
+        self.requests_refused = Counter(
+            f"{P}requests_refused",
+            "Requests refused before reaching an upstream, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.shutdown_cuts = Counter(
+            f"{P}shutdown_cuts",
+            "Requests still in flight when the shutdown grace period ended, cut",
+            registry=r,
+        )
         self.shadow = Counter(f"{P}shadow", "Mirrored requests by outcome", ["outcome"], registry=r)
         self.shadow_skipped = Counter(
             f"{P}shadow_skipped",

@@ -1,8 +1,10 @@
 """The data plane: every request is forwarded to the upstream of its arm and streamed back.
 
-The hot path reads top to bottom: read a small body, assign the arm, maybe start a mirror,
-forward and stream (teeing into a bounded capture when mirrored), hand the capture over.
-Upstream failures before the response started become OpenAI-style 502/504 errors.
+The hot path reads top to bottom: read the body (up to `listen.body_buffer_bytes`, before any
+upstream connection is taken), assign the arm, maybe start a mirror, forward and stream
+(teeing into a bounded capture when mirrored), hand the capture over. Upstream failures before
+the response started become OpenAI-style 502/503/504 errors, a client too slow with its body a
+408.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import orjson
 from aiohttp import HttpVersion11, hdrs, web
@@ -27,14 +29,15 @@ from gateway.constants import (
     REQUEST_ID_HEADER,
     SHADOW_DROPPED_TOO_LARGE,
 )
-from gateway.errors import UpstreamError, UpstreamTimeout
+from gateway.errors import ClientBodyTimeout, UpstreamError, UpstreamPoolTimeout, UpstreamTimeout
 from gateway.headers import response_headers, shadow_request_headers, upstream_request_headers
 from gateway.metrics import Metrics
 from gateway.prompt_features import prompt_features
+from gateway.request_body import StreamedBody, StreamSlots, read_body
 from gateway.shadow import Captured, MirrorRequest, ShadowDispatcher, ShadowJob
 from gateway.traffic import TrafficState
 from gateway.upstream import Upstream
-from gateway.upstream_client import BodySource, UpstreamResponse
+from gateway.upstream_client import UpstreamResponse
 
 if TYPE_CHECKING:
     from gateway.tracing import ServerSpan, Tracing
@@ -47,17 +50,31 @@ _NOT_JSON = object()
 _WHOLE_BODY_BYTES = 64 * 1024
 
 
+def error_body(message: str, code: str) -> bytes:
+    """An OpenAI-style error document produced by the gateway itself."""
+    error = {"message": message, "type": "gateway_error", "param": None, "code": code}
+    return orjson.dumps({"error": error})
+
+
 def error_response(
     status: int, message: str, code: str, *, arm: str, request_id: str
 ) -> web.Response:
-    """An OpenAI-style error body produced by the gateway itself."""
-    body = {"error": {"message": message, "type": "gateway_error", "param": None, "code": code}}
+    """An OpenAI-style error response produced by the gateway itself."""
     return web.Response(
         status=status,
-        body=orjson.dumps(body),
+        body=error_body(message, code),
         content_type="application/json",
         headers={ARM_HEADER: arm, REQUEST_ID_HEADER: request_id},
     )
+
+
+def _body_timeout_response(arm: str, request_id: str) -> web.Response:
+    response = error_response(
+        408, "the request body did not arrive in time", "client_body_timeout",
+        arm=arm, request_id=request_id,
+    )  # fmt: skip
+    response.force_close()  # the rest of the body may still be on its way
+    return response
 
 
 class ProxyHandler:
@@ -86,6 +103,13 @@ class ProxyHandler:
         self._arm_stats = arm_stats
         self._shadow_paths = frozenset(config.shadow.paths)
         self._max_body = config.shadow.max_body_bytes
+        self._buffer_bytes = config.listen.body_buffer_bytes
+        self._body_timeout_s = config.listen.body_timeout_s
+        self._stream_slots = {
+            ARM_PRODUCTION: StreamSlots(production.config.streamed_bodies_limit),
+            ARM_CANARY: StreamSlots(candidate.config.streamed_bodies_limit if candidate else 0),
+        }
+        self._cutting = False
         self._capture_limit = config.capture.max_bytes
         self._noise_bp = round(config.shadow.noise_percent * 100)
         # Label children looked up once: `labels()` costs more than the increment itself.
@@ -99,16 +123,19 @@ class ProxyHandler:
             await _answer_expect(request, expect)
         request_id = request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
         try:
-            body = await self._read_small_body(request)
+            body = await self._read_body(request)
         except asyncio.IncompleteReadError:
             self._metrics.client_disconnects.inc()
             return error_response(
                 400, "request body ended early", "incomplete_body", arm=ARM_PRODUCTION,
                 request_id=request_id,
             )  # fmt: skip
+        except ClientBodyTimeout:
+            self._metrics.client_timeouts.labels("body").inc()
+            return _body_timeout_response(ARM_PRODUCTION, request_id)
         # A small body on a mirrored route is parsed once, for the drift features (always:
         # the rollout compares against the traffic before it began), the unit key and the mirror.
-        document: Any = _parse_json(request, body) if body is not None else None
+        document: Any = _parse_json(request, body) if self._mirrorable(body, request) else None
         span = self._tracing.server_span(request, document) if self._tracing is not None else None
         live = self._traffic.current
         job = None
@@ -129,10 +156,28 @@ class ProxyHandler:
             request, self._production, ARM_PRODUCTION, body, request_id, job, span
         )
 
+    def shutting_down(self) -> None:
+        """Requests cancelled from now on are cut by shutdown, not left by their client."""
+        self._cutting = True
+
+    def _mirrorable(
+        self, body: bytes | StreamedBody | None, request: web.BaseRequest
+    ) -> TypeGuard[bytes]:
+        """Whether this body is whole, small enough and on a route that mirrors."""
+        return (
+            isinstance(body, bytes)
+            and len(body) <= self._max_body
+            and request.path in self._shadow_paths
+        )
+
     def _count_prompt(self, arm: str, route: str, document: Any) -> None:
         """Input-drift counts, only for a body this request already parsed."""
         if isinstance(document, dict):
             self._arm_stats.record_prompt(arm, prompt_features(route, document))
+
+    def _upstream_failed(self, arm: str, kind: str) -> None:
+        self._metrics.upstream_errors.labels(arm, kind).inc()
+        self._arm_stats.record_upstream_error(arm, kind)
 
     def _count_request(self, arm: str, status: int | None) -> None:
         child = self._requests.get((arm, status))
@@ -140,17 +185,26 @@ class ProxyHandler:
             child = self._requests[arm, status] = self._metrics.requests.labels(arm, str(status))
         child.inc()
 
-    async def _read_small_body(self, request: web.BaseRequest) -> bytes | None:
-        """The whole body when it is small and on a mirrored route; None means stream it."""
-        length = request.content_length
-        if length is None or length > self._max_body or request.path not in self._shadow_paths:
+    async def _read_body(self, request: web.BaseRequest) -> bytes | StreamedBody | None:
+        """The body, read whole when small: no upstream connection waits on a slow client.
+
+        None when the request has none. A mirrored route buffers up to the mirror's cap too."""
+        if not request.body_exists:
             return None
-        return await request.content.readexactly(length) if length else b""
+        limit = self._buffer_bytes
+        if request.path in self._shadow_paths:
+            limit = max(limit, self._max_body)
+        return await read_body(
+            request.content,
+            length=request.content_length,
+            limit=limit,
+            timeout_s=self._body_timeout_s,
+        )
 
     def _start_mirror(
         self,
         request: web.BaseRequest,
-        body: bytes | None,
+        body: bytes | StreamedBody | None,
         document: Any,
         unit: str | None,
         request_id: str,
@@ -164,11 +218,15 @@ class ProxyHandler:
         if not dispatcher.admits():
             # Saturated or the candidate's circuit is open: drop before building anything.
             return None
-        if body is None:
-            if request.content_length is None:
-                self._metrics.shadow_skipped.labels("unsized_body").inc()
+        if not isinstance(body, bytes):
+            # No body, or one larger than the buffer: it streams, and only a whole body mirrors.
+            if body is None:
+                self._metrics.shadow_skipped.labels("no_body").inc()
             else:
                 self._metrics.shadow.labels(SHADOW_DROPPED_TOO_LARGE).inc()
+            return None
+        if len(body) > self._max_body:
+            self._metrics.shadow.labels(SHADOW_DROPPED_TOO_LARGE).inc()
             return None
         if "json" not in request.content_type:
             self._metrics.shadow_skipped.labels("content_type").inc()
@@ -202,16 +260,16 @@ class ProxyHandler:
         request: web.BaseRequest,
         upstream: Upstream,
         arm: str,
-        body: bytes | None,
+        body: bytes | StreamedBody | None,
         request_id: str,
         span: ServerSpan | None,
     ) -> UpstreamResponse:
-        data: bytes | BodySource | None
+        data: bytes | StreamedBody | None
         length: int | None
-        if body is not None:
+        if isinstance(body, bytes):
             data, length = body, len(body)
-        elif request.body_exists:
-            data, length = request.content, request.content_length
+        elif body is not None:
+            data, length = body, body.length
         elif request.method not in _BODYLESS_METHODS:
             # A POST/PUT with no body still says so, as aiohttp's client did.
             data, length = None, 0
@@ -241,11 +299,22 @@ class ProxyHandler:
         request: web.BaseRequest,
         upstream: Upstream,
         arm: str,
-        body: bytes | None,
+        body: bytes | StreamedBody | None,
         request_id: str,
         job: ShadowJob | None,
         span: ServerSpan | None,
     ) -> web.StreamResponse:
+        streamed = body if isinstance(body, StreamedBody) else None
+        if streamed is not None and not streamed.claim(self._stream_slots[arm]):
+            # Refused before an upstream connection is taken: slow uploads hold at most their
+            # share of the pool.
+            self._metrics.requests_refused.labels("streamed_bodies_full").inc()
+            if span is not None:
+                span.finish(arm=arm, status=503, error="refused", capture=None, response=None)
+            return error_response(
+                503, "too many large request bodies in flight, retry later",
+                "too_many_streamed_bodies", arm=arm, request_id=request_id,
+            )  # fmt: skip
         # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
         started = time.perf_counter()
         status: int | None = None
@@ -257,15 +326,25 @@ class ProxyHandler:
         try:
             try:
                 upstream_response = await self._send(request, upstream, arm, body, request_id, span)
+            except UpstreamPoolTimeout:
+                status, error = 503, "every upstream connection stayed busy"
+                self._metrics.upstream_errors.labels(arm, "pool_timeout").inc()
+                return error_response(
+                    503, error, "upstream_pool_exhausted", arm=arm, request_id=request_id
+                )
             except UpstreamTimeout:
                 status, error = 504, "upstream timed out before responding"
-                self._metrics.upstream_errors.labels(arm, "timeout").inc()
+                self._upstream_failed(arm, "timeout")
                 return error_response(
                     504, error, "upstream_timeout", arm=arm, request_id=request_id
                 )
             except UpstreamError as exc:
+                if streamed is not None and streamed.timed_out:
+                    status, error = 408, "the request body did not arrive in time"
+                    self._metrics.client_timeouts.labels("body").inc()
+                    return _body_timeout_response(arm, request_id)
                 status, error = 502, f"upstream unreachable: {type(exc).__name__}"
-                self._metrics.upstream_errors.labels(arm, "connect").inc()
+                self._upstream_failed(arm, exc.kind)
                 return error_response(
                     502, error, "upstream_unreachable", arm=arm, request_id=request_id
                 )
@@ -286,7 +365,7 @@ class ProxyHandler:
                     payload = await upstream_response.read()
                 except UpstreamError as exc:
                     status, error = 502, f"upstream broke the response: {type(exc).__name__}"
-                    self._metrics.upstream_errors.labels(arm, "mid_stream").inc()
+                    self._upstream_failed(arm, "mid_stream")
                     return error_response(
                         502, error, "upstream_broken_response", arm=arm, request_id=request_id
                     )
@@ -309,7 +388,7 @@ class ProxyHandler:
             except UpstreamError as exc:
                 # Headers are out: the only honest signal left is to cut the connection.
                 error = f"upstream broke mid-stream: {type(exc).__name__}"
-                self._metrics.upstream_errors.labels(arm, "mid_stream").inc()
+                self._upstream_failed(arm, "mid_stream")
                 log.warning("proxy: %s (%s, request %s)", error, arm, request_id)
                 if request.transport is not None:
                     request.transport.close()
@@ -318,10 +397,15 @@ class ProxyHandler:
             complete = True
             return response
         except (asyncio.CancelledError, ConnectionResetError):
-            error = "client disconnected"
-            self._metrics.client_disconnects.inc()
+            if self._cutting:
+                error = "cut at shutdown"
+            else:
+                error = "client disconnected"
+                self._metrics.client_disconnects.inc()
             raise
         finally:
+            if streamed is not None:
+                streamed.close()
             if upstream_response is not None:
                 if complete:
                     upstream_response.release()

@@ -2,7 +2,14 @@
 
 `submit` never waits: a full buffer drops the record and counts it. One background task
 drains the buffer in pipelined batches; while Redis is down it retries the batch in hand with
-capped exponential backoff and the buffer absorbs (then drops) what arrives meanwhile.
+capped exponential backoff and the buffer absorbs (then drops) what arrives meanwhile. At
+shutdown the buffer is written for a bounded time; only what surely was not written is counted
+as dropped.
+
+Each entry is stamped with `seq`, the stream's running count of pairs published, in the same
+script that adds it: consecutive entries differ by one, so the scoring backlog is a
+subtraction and pairs the stream cap trimmed before anyone scored them can be counted
+(scoring/backlog.py).
 """
 
 from __future__ import annotations
@@ -15,30 +22,49 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.config import PublishConfig
-from gateway.constants import STREAM_FIELD
+from gateway.constants import SEQ_FIELD, STREAM_FIELD
 from gateway.metrics import Metrics
 from gateway.records import PairRecord
 from gateway.redis_client import raise_if_cancelled
 
 log = logging.getLogger("shadowgate.publish")
 
+# KEYS: pairs stream, published counter. ARGV: maxlen, record json.
+_PUBLISH = f"""
+local seq = redis.call('INCR', KEYS[2])
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*',
+                  '{STREAM_FIELD}', ARGV[2], '{SEQ_FIELD}', seq)
+"""
+
 
 class PairPublisher:
     """Bounded, non-blocking publisher of pair records to `stream_key`."""
 
     def __init__(
-        self, *, redis: Redis, stream_key: str, config: PublishConfig, metrics: Metrics
+        self,
+        *,
+        redis: Redis,
+        stream_key: str,
+        published_key: str,
+        config: PublishConfig,
+        metrics: Metrics,
     ) -> None:
         self._redis = redis
-        self._stream_key = stream_key
+        self._keys = [stream_key, published_key]
+        self._publish = redis.register_script(_PUBLISH)
         self._config = config
         self._metrics = metrics
         self._queue: asyncio.Queue[PairRecord] = asyncio.Queue(maxsize=config.buffer_size)
         self._task: asyncio.Task[None] | None = None
         self._in_hand = 0
+        self._writing = False
+        self._closed = False
 
     def submit(self, record: PairRecord) -> bool:
         """Queue a record for publishing; False (and counted) when the buffer is full."""
+        if self._closed:
+            self._metrics.pairs_dropped.labels("shutdown").inc()
+            return False
         try:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
@@ -51,30 +77,39 @@ class PairPublisher:
         self._task = asyncio.create_task(self._run(), name="pair-publisher")
 
     async def close(self, drain_timeout_s: float = 2.0) -> None:
-        """Give the buffer a moment to drain, then stop; what is left is counted as dropped."""
-        if self._task is None:
+        """Write the buffer for up to `drain_timeout_s`, then stop; what is left is counted.
+
+        A batch already on its way to Redis is waited for (up to the same time again): stopped
+        mid-write it might be in the stream and counted lost all the same."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is None:
             return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(drain_timeout_s):
-                while not self._queue.empty() and not self._task.done():
-                    await asyncio.sleep(0.02)
-        self._task.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_timeout_s
+        while (self._queue.qsize() or self._in_hand) and not task.done():
+            late = loop.time() - deadline
+            if late >= 0 and (not self._writing or late >= drain_timeout_s):
+                break
+            await asyncio.sleep(0.02)
+        unconfirmed = self._in_hand if self._writing else 0
+        task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        left = self._queue.qsize() + self._in_hand
+            await task
+        left = self._queue.qsize() + self._in_hand - unconfirmed
         if left:
             self._metrics.pairs_dropped.labels("shutdown").inc(left)
             log.warning("publish: %d pair records not written at shutdown", left)
+        if unconfirmed:
+            # Redis may or may not have taken them: neither published nor surely lost.
+            self._metrics.pairs_dropped.labels("shutdown_unconfirmed").inc(unconfirmed)
+            log.warning("publish: %d pair records cut mid-write at shutdown", unconfirmed)
 
     async def _write(self, batch: list[PairRecord]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for record in batch:
-            pipe.xadd(
-                self._stream_key,
-                {STREAM_FIELD: record.to_json()},
-                maxlen=self._config.stream_maxlen,
-                approximate=True,
-            )
+            args: list[int | bytes] = [self._config.stream_maxlen, record.to_json()]
+            await self._publish(keys=self._keys, args=args, client=pipe)
         await pipe.execute()
 
     async def _run(self) -> None:
@@ -85,15 +120,18 @@ class PairPublisher:
                 batch.append(self._queue.get_nowait())
             self._in_hand = len(batch)
             while True:
+                self._writing = True
                 try:
                     await self._write(batch)
                 except (RedisError, OSError) as exc:
+                    self._writing = False
                     raise_if_cancelled()
                     self._metrics.redis_up.set(0)
                     log.warning("publish: redis write failed (%s), retry in %.2f s", exc, backoff_s)
                     await asyncio.sleep(backoff_s)
                     backoff_s = min(backoff_s * 2, self._config.max_backoff_s)
                     continue
+                self._writing = False
                 self._metrics.redis_up.set(1)
                 self._metrics.pairs_published.inc(len(batch))
                 self._in_hand = 0

@@ -1,7 +1,7 @@
 """Gathers `shadowgate report`: what production, the canary and the shadow arm did over one
-window, read from Redis alone: the per-arm buckets every replica flushes (all requests), and
-the pairs, scores and verdicts streams (mirrored requests). Rendering is report_table.py's
-and report_html.py's.
+window, read from Redis alone: the per-arm buckets every replica flushes (all requests, and
+what became of the mirrors), and the pairs, scores and verdicts streams (mirrored requests).
+Rendering is report_table.py's and report_html.py's.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from gateway.constants import (
 from gateway.prompt_features import FEATURES
 from gateway.records import Exchange, PairRecord
 from gateway.rollout import RolloutState
+from scoring.backlog import BacklogMeter
 from scoring.drift import feature_psi, samples
 from scoring.records import ScoreRecord
 from scoring.stats import wilson
@@ -88,6 +89,30 @@ class Divergence(BaseModel):
     flags: dict[str, FlagCounts] = Field(default_factory=dict)
 
 
+class PairAccount(BaseModel):
+    """What became of the window's mirrors, each event counted when it happened, in the
+    buckets every replica and worker adds to; `waiting` is now, whatever the window."""
+
+    mirrors: dict[str, int] = Field(default_factory=dict)
+    """By shadow outcome: sent, failed, timeout, and the dropped_* ones never sent."""
+    published: int = 0
+    dropped: dict[str, int] = Field(default_factory=dict)
+    """Pair records lost before they reached Redis, by reason."""
+    dead_lettered: int = 0
+    lost: dict[str, int] = Field(default_factory=dict)
+    """Pairs published and never scored, by reason."""
+    waiting: int | None = None
+    oldest_age_s: float | None = None
+
+    @property
+    def mirrored(self) -> int:
+        return sum(n for outcome, n in self.mirrors.items() if not outcome.startswith("dropped_"))
+
+    @property
+    def shed(self) -> dict[str, int]:
+        return {o: n for o, n in self.mirrors.items() if o.startswith("dropped_")}
+
+
 class DriftRow(BaseModel):
     feature: str
     canary_vs_production: float | None = None
@@ -101,6 +126,7 @@ class Report(BaseModel):
     timeline: list[tuple[int, dict[str, int]]] = Field(default_factory=list)
     """Per 10-second bucket: `<arm>:requests` and `<arm>:errors`."""
     divergence: Divergence = Field(default_factory=Divergence)
+    pairs: PairAccount = Field(default_factory=PairAccount)
     verdicts: dict[str, int] = Field(default_factory=dict)
     drift: list[DriftRow] = Field(default_factory=list)
     drift_samples: dict[str, int] = Field(default_factory=dict)
@@ -275,11 +301,27 @@ def _drift(window: Counter[str], previous: Counter[str]) -> tuple[list[DriftRow]
     return rows, counts
 
 
+def _fields(window: Counter[str], prefix: str) -> dict[str, int]:
+    return {name[len(prefix) :]: n for name, n in sorted(window.items()) if name.startswith(prefix)}
+
+
+def _pair_account(window: Counter[str]) -> PairAccount:
+    return PairAccount(
+        mirrors=_fields(window, "mirror:"),
+        published=window["pairs:published"],
+        dropped=_fields(window, "pairs:dropped:"),
+        dead_lettered=window["pairs:dead_letter"],
+        lost=_fields(window, "pairs:lost:"),
+    )
+
+
 async def gather_report(
     redis: Redis, *, config: Config, since: float, until: float, max_records: int = 10_000
 ) -> Report:
     """Everything the report shows for the window [since, until] (unix times)."""
     prefix = config.redis.key_prefix
+    # First, so that pairs trimmed unscored since the gateways last looked are counted.
+    backlog = await BacklogMeter(redis=redis, prefix=prefix).measure()
     arm_stats = ArmStats(redis=redis, prefix=prefix)
     buckets = await arm_stats.buckets(since, until)
     window: Counter[str] = Counter()
@@ -312,10 +354,12 @@ async def gather_report(
         for start, counts in buckets
     ]  # fmt: skip
     drift, drift_samples = _drift(window, previous)
+    account = _pair_account(window)
+    account.waiting, account.oldest_age_s = backlog.waiting, backlog.oldest_age_s
     raw_state = await redis.get(prefix + "rollout")
     return Report(
         since=since, until=until, arms=arms, timeline=timeline,
-        divergence=_divergence(scores, config.scoring.review_threshold),
+        divergence=_divergence(scores, config.scoring.review_threshold), pairs=account,
         verdicts=dict(sorted(labels.items())), drift=drift, drift_samples=drift_samples,
         psi_threshold=config.rollout.psi_threshold,
         rollout=RolloutState.model_validate(orjson.loads(raw_state)) if raw_state else None,

@@ -83,6 +83,32 @@ def _quantile_row(name: str, values: list[float]) -> tuple[str, ...]:
     return (name, str(len(values)), *cells)
 
 
+def _breakdown(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in counts.items()) or "none"
+
+
+def _pairs_table(report: Report) -> Table:
+    a = report.pairs
+    waiting = "-" if a.waiting is None else str(a.waiting)
+    oldest = "" if a.oldest_age_s is None else f", the oldest for {_seconds(a.oldest_age_s)}"
+    return Table(
+        "mirrors and pairs: sent, scored, lost",
+        ("", "mirrored", "shed", "published", "dropped", "scored", "dead-lettered", "lost",
+         "waiting now"),
+        [("pairs", str(a.mirrored), str(sum(a.shed.values())), str(a.published),
+          str(sum(a.dropped.values())), str(report.divergence.scored), str(a.dead_lettered),
+          str(sum(a.lost.values())), waiting)],
+        [f"shed before sending: {_breakdown(a.shed)}",
+         f"dropped before Redis: {_breakdown(a.dropped)}",
+         f"lost after publishing: {_breakdown(a.lost)} (trimmed_unscored: the stream cap "
+         "trimmed them before any worker read them; trimmed_pending: while a worker that "
+         "then stopped held them)",
+         f"waiting now: pairs not yet scored, whenever published{oldest}",
+         "the rest: counted in the window as each happened, so a pair mirrored near its end "
+         "may be scored after it"],
+    )  # fmt: skip
+
+
 def _divergence_tables(report: Report) -> list[Table]:
     d = report.divergence
     above = sum(1 for x in d.excess if x > d.threshold)
@@ -143,6 +169,10 @@ def headline(report: Report) -> list[str]:
         )
     if report.capped:
         lines.append(f"newest records only (--max-records) from: {', '.join(report.capped)}")
+    lost = sum(report.pairs.lost.values())
+    if lost:
+        lines.append(f"pairs lost unscored in the window: {lost} "
+                     f"({_breakdown(report.pairs.lost)}); see the pairs table")  # fmt: skip
     if report.unreadable:
         left_out = ", ".join(f"{name} {n}" for name, n in report.unreadable.items())
         lines.append(f"records that did not parse, left out: {left_out}")
@@ -151,7 +181,12 @@ def headline(report: Report) -> list[str]:
 
 def tables(report: Report) -> list[Table]:
     """Every table of the report, in reading order."""
-    return [*_arm_tables(report.arms), *_divergence_tables(report), _drift_table(report)]
+    return [
+        *_arm_tables(report.arms),
+        _pairs_table(report),
+        *_divergence_tables(report),
+        _drift_table(report),
+    ]
 
 
 def format_table(table: Table) -> list[str]:

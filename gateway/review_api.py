@@ -10,7 +10,7 @@ import asyncio
 import functools
 import hmac
 from importlib import resources
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from aiohttp import web
@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway import review_evidence
 from gateway.auth import check_token, http_error, json_response
 from gateway.constants import REVIEWER_HEADER
 from gateway.review import LABELS, Claimed, ReviewConflict
@@ -96,16 +97,20 @@ async def claim(request: web.Request) -> web.Response:
 
 
 def _shown(claimed: Claimed, *, blind: bool) -> dict[str, Any]:
-    """The claimed item as the reviewer sees it; in blind mode it names answers A and B only."""
+    """The claimed item as the reviewer sees it, with its evidence as `findings` (sentences and
+    spans per side, review_evidence.py); in blind mode it names answers A and B only."""
     head = {
         "id": claimed.id,
         "lease_expires_at": claimed.lease_expires_at,
         "mode": "blind" if blind else "standard",
         "reviewers_per_item": claimed.reviewers_per_item,
     }
+    score = claimed.item.get("score") or {}
     if blind:
-        return {**head, **blind_item(claimed.item, claimed.candidate_side)}
-    return {**head, **claimed.item}
+        item = blind_item(claimed.item, claimed.candidate_side)
+        found = review_evidence.blind(score, claimed.candidate_side, said=item["evidence"])
+        return {**head, **item, "findings": found}
+    return {**head, **claimed.item, "findings": review_evidence.standard(score)}
 
 
 async def verdict(request: web.Request) -> web.Response:
@@ -159,22 +164,44 @@ async def stats(request: web.Request) -> web.Response:
     return json_response(await request.app[GATEWAY_KEY].review.stats(reviewer))
 
 
+# The page's own scripts and styles besides its inline ones, by name: nothing else is served.
+_ASSETS: Final = {
+    "review-evidence.js": "text/javascript",
+    "review-evidence.css": "text/css",
+}
+
+
 @functools.cache
-def _page() -> bytes:
-    return (resources.files("gateway") / "static" / "review.html").read_bytes()
+def _static(name: str) -> bytes:
+    return (resources.files("gateway") / "static" / name).read_bytes()
 
 
 async def page(request: web.Request) -> web.Response:
     """The reviewer page: plain HTML and JS, no build step; it signs in with the token."""
-    body = await asyncio.to_thread(_page)
+    body = await asyncio.to_thread(_static, "review.html")
     return web.Response(
         body=body,
         content_type="text/html",
         headers={
             "Cache-Control": "no-store",
-            "Content-Security-Policy": "default-src 'self'; style-src 'unsafe-inline'; "
-            "script-src 'unsafe-inline'; connect-src 'self'",
+            "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self' 'unsafe-inline'; connect-src 'self'",
         },
+    )
+
+
+async def asset(request: web.Request) -> web.Response:
+    """A script or stylesheet of the page (`_ASSETS`)."""
+    name = request.match_info["name"]
+    content_type = _ASSETS.get(name)
+    if content_type is None:
+        raise web.HTTPNotFound()
+    body = await asyncio.to_thread(_static, name)
+    return web.Response(
+        body=body,
+        content_type=content_type,
+        charset="utf-8",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -184,6 +211,7 @@ async def page_redirect(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/review/", page)
+    app.router.add_get("/review/assets/{name}", asset)
     app.router.add_get("/review", page_redirect)
     app.router.add_post("/review/claim", claim)
     app.router.add_post("/review/{id}/verdict", verdict)

@@ -61,14 +61,19 @@ def _answer(exchange: dict[str, Any], flags: list[str]) -> dict[str, Any]:
     }
 
 
+def flag_phrase(flag: str, side: str) -> str | None:
+    """What a behavioural flag says about answer `side` (or the pair); None for other kinds."""
+    phrase = _PAIR_FLAGS.get(flag) or _FLAG_PHRASES.get(flag)
+    return phrase.format(side=side) if phrase else None
+
+
 def evidence(score: dict[str, Any], candidate_side: str) -> list[str]:
     """Why the item was queued and what was flagged, per letter."""
     letters = sides(candidate_side)
     out = [r for r in score.get("reasons") or [] if not str(r).startswith("flag:")]
     for letter in ("A", "B"):
         for flag in score.get(f"{letters[letter]}_flags") or []:
-            phrase = _PAIR_FLAGS.get(flag) or _FLAG_PHRASES.get(flag, "{side}: " + flag)
-            out.append(phrase.format(side=letter))
+            out.append(flag_phrase(flag, letter) or f"{letter}: {flag}")
     return list(dict.fromkeys(out))
 
 

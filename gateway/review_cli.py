@@ -87,6 +87,15 @@ def _print_sections(sections: list[tuple[str, Any]]) -> None:
         print(textwrap.fill(str(text or ""), width=100))
 
 
+def _print_findings(item: dict[str, Any]) -> None:
+    """What the scorer found changed, one sentence a line (sides named as the item names them)."""
+    findings = item.get("findings") or []
+    if findings:
+        print("--- what changed")
+    for finding in findings:
+        print(f"- {finding['text']}" + (" (within noise)" if finding.get("within_noise") else ""))
+
+
 def _show(item: dict[str, Any]) -> None:
     if item.get("mode") == "blind":
         answers = item["answers"]
@@ -95,6 +104,7 @@ def _show(item: dict[str, Any]) -> None:
             (f"answer {letter}", answers[letter].get("text") or answers[letter].get("error"))
             for letter in ("A", "B")
         ])  # fmt: skip
+        _print_findings(item)
         print(f"judge with: shadowgate review verdict {item['id']} {'|'.join(CHOICES)}")
         return
     pair, score = item["pair"], item.get("score", {})
@@ -106,6 +116,7 @@ def _show(item: dict[str, Any]) -> None:
         ("production", pair["production"].get("text") or pair["production"].get("error")),
         ("candidate", pair["candidate"].get("text") or pair["candidate"].get("error")),
     ])  # fmt: skip
+    _print_findings(item)
     print(f"judge with: shadowgate review verdict {item['id']} {'|'.join(LABELS)}")
 
 

@@ -23,9 +23,12 @@ from gateway.constants import (
     GROUP_REVIEWERS,
     KEY_AGGREGATES,
     KEY_PAIRS,
+    KEY_PUBLISHED,
     KEY_REVIEW,
     KEY_TRAFFIC,
+    LOST_TRIMMED_UNSCORED,
 )
+from gateway.ledger import CounterLedger
 from gateway.metrics import Metrics
 from gateway.mirror_session import MirrorSession
 from gateway.proxy import ProxyHandler
@@ -39,6 +42,7 @@ from gateway.shadow import ShadowDispatcher
 from gateway.traffic import TrafficSplit, TrafficState
 from gateway.upstream import Upstream
 from scoring.aggregates import SnapshotCollector, load_snapshot, review_depth
+from scoring.backlog import Backlog, BacklogCollector, BacklogMeter
 
 if TYPE_CHECKING:
     from gateway.tracing import Tracing
@@ -61,6 +65,7 @@ class Gateway:
         self.redis_url = redis_url
         self.metrics = metrics or Metrics()
         self.ready = False
+        self.draining = False
         prefix = config.redis.key_prefix
         self.production = Upstream(name="production", config=config.upstreams.production)
         candidate_config = config.upstreams.candidate
@@ -87,6 +92,7 @@ class Gateway:
         self.publisher = PairPublisher(
             redis=self.redis,
             stream_key=prefix + KEY_PAIRS,
+            published_key=prefix + KEY_PUBLISHED,
             config=config.publish,
             metrics=self.metrics,
         )
@@ -132,6 +138,15 @@ class Gateway:
         self.metrics.registry.register(self.scoring)
         self.rollout_view = RolloutCollector(self.traffic)
         self.metrics.registry.register(self.rollout_view)
+        self.backlog_meter = BacklogMeter(redis=self.redis, prefix=prefix)
+        self.backlog = BacklogCollector()
+        self.metrics.registry.register(self.backlog)
+        self.ledger = CounterLedger(metrics=self.metrics, arm_stats=self.arm_stats)
+
+    def start_draining(self) -> None:
+        """Shutdown began: /readyz answers 503 from now on, before the data port closes."""
+        self.draining = True
+        self.ready = False
 
     def upstreams(self) -> list[Upstream | MirrorSession]:
         return [u for u in (self.production, self.candidate, self.shadow_pool) if u is not None]
@@ -146,19 +161,22 @@ class Gateway:
             log.warning("review: redis unavailable at start: %s", exc)
         self._tasks.append(asyncio.create_task(self.traffic.run(), name="traffic-poller"))
         self._tasks.append(asyncio.create_task(self._refresh_scoring(), name="scoring-metrics"))
-        self._tasks.append(asyncio.create_task(self.arm_stats.run(), name="arm-stats"))
+        self._tasks.append(
+            asyncio.create_task(self.arm_stats.run(before_flush=self.ledger.copy), name="arm-stats")
+        )
         if self.candidate is not None:
             self._tasks.append(asyncio.create_task(self.rollout.run(), name="rollout"))
         self.publisher.start()
         self.ready = True
         return self
 
-    async def _refresh_scoring(self, every_s: float = 2.0) -> None:
-        """Copy the workers' aggregates and the rollout state from Redis for /metrics
-        (collectors cannot await)."""
+    async def _refresh_scoring(self) -> None:
+        """Copy the workers' aggregates, the backlog and the rollout state from Redis for
+        /metrics (collectors cannot await) and for shedding mirrors."""
         prefix = self.config.redis.key_prefix
         while True:
             try:
+                self._track_backlog(await self.backlog_meter.measure())
                 self.scoring.snapshot = await load_snapshot(self.redis, prefix + KEY_AGGREGATES)
                 self.scoring.review_depth = await review_depth(
                     self.redis, prefix + KEY_REVIEW, GROUP_REVIEWERS
@@ -167,7 +185,31 @@ class Gateway:
             except (RedisError, OSError) as exc:
                 raise_if_cancelled()
                 log.debug("scoring metrics refresh failed: %s", exc)
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(self.config.redis.scoring_poll_s)
+
+    def _track_backlog(self, backlog: Backlog) -> None:
+        previous, self.backlog.last = self.backlog.last, backlog
+        trimmed = backlog.lost[LOST_TRIMMED_UNSCORED]
+        if previous is not None and trimmed > previous.lost[LOST_TRIMMED_UNSCORED]:
+            log.warning(
+                "%d pairs were trimmed from the stream before any worker read them "
+                "(publish.stream_maxlen %d); counted lost (%s)",
+                trimmed - previous.lost[LOST_TRIMMED_UNSCORED],
+                self.config.publish.stream_maxlen,
+                LOST_TRIMMED_UNSCORED,
+            )
+        if self.dispatcher is None:
+            return
+        bound = self.config.shadow.max_backlog
+        was_shedding = self.dispatcher.backlog >= bound
+        self.dispatcher.backlog = backlog.waiting
+        if (backlog.waiting >= bound) != was_shedding:
+            log.warning(
+                "%d pairs wait to be scored (shadow.max_backlog %d): mirrors %s",
+                backlog.waiting,
+                bound,
+                "resume" if was_shedding else "are shed until the workers catch up",
+            )
 
     async def __aexit__(
         self,
@@ -176,11 +218,13 @@ class Gateway:
         tb: TracebackType | None,
     ) -> None:
         self.ready = False
+        # Mirrors first: the pairs they finish still go through the publisher's buffer.
         if self.dispatcher is not None:
-            await self.dispatcher.close()
-        await self.publisher.close()
+            await self.dispatcher.close(grace_s=self.config.shadow.shutdown_grace_s)
+        await self.publisher.close(drain_timeout_s=self.config.publish.shutdown_drain_s)
         await _cancel_all(self._tasks)
         self._tasks.clear()
+        self.ledger.copy()
         await self.arm_stats.flush()
         for upstream in self.upstreams():
             await upstream.close()

@@ -2,6 +2,8 @@
 
 With no `redis.url`, an embedded redis-server is started first and stopped last. SIGHUP
 re-reads the config file and applies its traffic split; a bad file is logged and ignored.
+On a stop signal the data plane drains: /readyz turns 503, the port closes, requests in flight
+get `listen.shutdown_grace_s` to finish and are then cut.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp import web
 
 from gateway.apps import build_control_app, build_data_server
 from gateway.config import Config, apply_environment, load_config
+from gateway.data_server import DataServer
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
 from gateway.processes import Child, shadowgate_command
@@ -57,6 +60,26 @@ async def _reload(gateway: Gateway, config_path: Path) -> None:
         )
 
 
+async def drain(gateway: Gateway, runner: web.BaseRunner) -> None:
+    """Stop taking requests, let those in flight finish within the grace period, cut the rest."""
+    server = runner.server
+    assert isinstance(server, DataServer)
+    gateway.start_draining()
+    for site in list(runner.sites):
+        await site.stop()
+    # Idle keep-alive connections close now; busy ones once their response is out.
+    server.pre_shutdown()
+    grace_s = gateway.config.listen.shutdown_grace_s
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_s
+    while server.in_flight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    gateway.proxy.shutting_down()
+    if cut := server.cut():
+        log.warning("shutdown: cut %d requests still in flight after %g s", cut, grace_s)
+    await runner.cleanup()
+
+
 async def serve_async(
     config: Config,
     *,
@@ -80,7 +103,8 @@ async def serve_async(
                 task.add_done_callback(reloads.discard)
 
             loop.add_signal_handler(signal.SIGHUP, on_hup)
-        data = web.ServerRunner(build_data_server(gateway), shutdown_timeout=5.0)
+        # The grace period is `drain`'s; aiohttp's own wait only lets the cut requests end.
+        data = web.ServerRunner(build_data_server(gateway), shutdown_timeout=1.0)
         control = web.AppRunner(build_control_app(gateway), access_log=None)
         await data.setup()
         await control.setup()
@@ -100,6 +124,7 @@ async def serve_async(
                 ready.set()
             await stop.wait()
             log.info("shutting down")
+            await drain(gateway, data)
         finally:
             await data.cleanup()
             await control.cleanup()

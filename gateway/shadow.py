@@ -23,8 +23,10 @@ from gateway.breaker import CircuitBreaker
 from gateway.capture import Answer, Capture, reassemble, to_exchange
 from gateway.config import CaptureConfig, ShadowConfig
 from gateway.constants import (
+    SHADOW_DROPPED_BACKLOG,
     SHADOW_DROPPED_CIRCUIT_OPEN,
     SHADOW_DROPPED_SATURATED,
+    SHADOW_DROPPED_SHUTDOWN,
     SHADOW_FAILED,
     SHADOW_SENT,
     SHADOW_TIMEOUT,
@@ -117,6 +119,9 @@ class ShadowDispatcher:
         )
         self._dropped_saturated = metrics.shadow.labels(SHADOW_DROPPED_SATURATED)
         self._dropped_circuit_open = metrics.shadow.labels(SHADOW_DROPPED_CIRCUIT_OPEN)
+        self._dropped_backlog = metrics.shadow.labels(SHADOW_DROPPED_BACKLOG)
+        self.backlog = 0
+        """Pairs not yet scored, as last measured (the runtime refreshes it)."""
 
     @property
     def in_flight(self) -> int:
@@ -130,8 +135,13 @@ class ShadowDispatcher:
         """Whether a mirror may start now; a refusal is counted as its outcome.
 
         Asked before the proxy builds a mirror, so a saturated dispatcher or a candidate that
-        refuses connections costs the user's request nothing more than this call.
+        refuses connections costs the user's request nothing more than this call. Past
+        `shadow.max_backlog` unscored pairs a mirror is shed: nobody would score its answer
+        before the stream cap trimmed it, and the candidate would be paid for it all the same.
         """
+        if self.backlog >= self._config.max_backlog:
+            self._dropped_backlog.inc()
+            return False
         if len(self._tasks) >= self._config.max_in_flight:
             self._dropped_saturated.inc()
             return False
@@ -161,8 +171,11 @@ class ShadowDispatcher:
         if not task.cancelled() and task.exception() is not None:
             log.error("shadow: mirror failed unexpectedly", exc_info=task.exception())
 
-    async def close(self) -> None:
-        """Cancel the mirrors still running (shutdown); their pairs are not published."""
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Shutdown: mirrors still running get `grace_s` to finish and hand their pair to the
+        publisher; the rest are cancelled, each one counted where its pair was lost."""
+        if self._tasks and grace_s > 0:
+            await asyncio.wait(set(self._tasks), timeout=grace_s)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -198,6 +211,7 @@ class ShadowDispatcher:
                     self._production_url + mirror.path_qs, mirror.method, body, noise_headers
                 )
             )
+        outcome = None
         try:
             candidate, outcome = await candidate_call
             self._metrics.shadow.labels(outcome).inc()
@@ -205,6 +219,14 @@ class ShadowDispatcher:
                 trace.answered(candidate, outcome, limit=self._capture_limit * 4)
             noise = (await noise_call)[0] if noise_call else None
             prod = await production
+        except asyncio.CancelledError:
+            # Only shutdown cancels a mirror. Before the candidate answered, that is the
+            # mirror's outcome; after, the outcome is counted and the pair is what was lost.
+            if outcome is None:
+                self._metrics.shadow.labels(SHADOW_DROPPED_SHUTDOWN).inc()
+            else:
+                self._metrics.pairs_dropped.labels("shutdown").inc()
+            raise
         finally:
             candidate_call.cancel()
             if noise_call:

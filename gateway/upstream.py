@@ -47,6 +47,7 @@ class Upstream:
             port=self._port,
             ssl_context=ssl.create_default_context() if self._https else None,
             max_connections=config.max_connections,
+            pool_timeout_s=config.pool_timeout_s,
             # Shorter than the upstream's own idle timeout (uvicorn: 5 s), so a pooled
             # connection is not reused just as the server closes it.
             keepalive_s=config.keepalive_s,

@@ -22,6 +22,7 @@ from gateway.errors import (
     UpstreamConnectError,
     UpstreamDisconnected,
     UpstreamError,
+    UpstreamPoolTimeout,
     UpstreamTimeout,
 )
 
@@ -99,11 +100,13 @@ class UpstreamClient:
         connect_timeout_s: float,
         first_byte_timeout_s: float,
         read_timeout_s: float,
+        pool_timeout_s: float = 5.0,
     ) -> None:
         self._host = host
         self._port = port
         self._ssl = ssl_context
         self._limit = max_connections
+        self._pool_timeout_s = pool_timeout_s
         self._keepalive_s = keepalive_s
         self._connect_timeout_s = connect_timeout_s
         self._first_byte_timeout_s = first_byte_timeout_s
@@ -189,6 +192,7 @@ class UpstreamClient:
 
     async def _acquire(self) -> Http1Connection:
         loop = asyncio.get_running_loop()
+        deadline: float | None = None
         while True:
             if self._closed:
                 raise UpstreamDisconnected("upstream client is closed")
@@ -198,15 +202,22 @@ class UpstreamClient:
                 return conn
             if self._opened < self._limit:
                 break
+            if deadline is None:
+                deadline = loop.time() + self._pool_timeout_s
             waiter = loop.create_future()
             self._waiters.append(waiter)
             try:
-                await waiter
-            except asyncio.CancelledError:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except (asyncio.CancelledError, TimeoutError) as exc:
                 if waiter.done() and not waiter.cancelled():
                     self._wake_one()  # we were handed a slot we will not use: pass it on
-                else:
+                elif waiter in self._waiters:
                     self._waiters.remove(waiter)
+                if isinstance(exc, TimeoutError):
+                    raise UpstreamPoolTimeout(
+                        f"no free connection to the upstream within {self._pool_timeout_s:g} s"
+                    ) from None
                 raise
         self._opened += 1
         try:

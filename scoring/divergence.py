@@ -1,5 +1,6 @@
 """Divergence signals of one pair: semantic distance corrected for production's own noise,
-and behavioural flags (empty, refusal, error, truncation, invalid JSON, length)."""
+behavioural flags (empty, refusal, error, truncation, invalid JSON, length), and the evidence
+the content signals found (`scoring.signals`), gated by production's own noise."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import orjson
 
 from gateway.config import ScoringConfig
 from gateway.records import Exchange, PairRecord
-from scoring.records import ScoreRecord
+from scoring.records import SEVERITY_RANK, ScoreRecord
+from scoring.signals.detect import Detector
+from scoring.signals.gate import NO_CONTENT, EvidenceNoise, PairSignals, flag_evidence, pair_signals
 
 # Openings and phrases of refusals, as models commonly word them.
 REFUSAL_PHRASES: Final = (
@@ -83,6 +86,17 @@ def wants_json(request: object) -> bool:
     return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
 
 
+def signals_of(pair: PairRecord, *, detector: Detector, flagger: Flagger) -> PairSignals:
+    """What the content signals find in a pair (pure and CPU-bound: run it off the loop).
+    After a refusal, an empty answer or an error only structure is compared."""
+    json_wanted = wants_json(pair.request)
+    flags = {*flagger.flags(pair.candidate, wants_json=json_wanted),
+             *flagger.flags(pair.production, wants_json=json_wanted)}  # fmt: skip
+    return pair_signals(
+        pair, detector, wants_json=json_wanted, skip_content=bool(flags & NO_CONTENT)
+    )
+
+
 def _tokens(side: Exchange) -> int | None:
     return side.usage.completion_tokens if side.usage else None
 
@@ -94,8 +108,11 @@ def score_pair(
     config: ScoringConfig,
     flagger: Flagger,
     noise_floor: NoiseFloor,
+    signals: PairSignals | None = None,
+    evidence_noise: EvidenceNoise | None = None,
 ) -> ScoreRecord:
-    """Score one pair from the embeddings of its texts (`production`, `candidate`, `noise`)."""
+    """Score one pair from the embeddings of its texts (`production`, `candidate`, `noise`)
+    and, when given, what the signals found in it (`scoring.signals.gate.pair_signals`)."""
     json_wanted = wants_json(pair.request)
     production_flags = flagger.flags(pair.production, wants_json=json_wanted)
     candidate_flags = flagger.flags(pair.candidate, wants_json=json_wanted)
@@ -138,7 +155,19 @@ def score_pair(
         latency_delta_ms=latency_delta,
         token_delta=token_delta,
     )
-    reasons = [f"flag:{flag}" for flag in record.new_flags]
+    if signals is not None:
+        found = evidence_noise.judge(pair.route, signals) if evidence_noise else signals.candidate
+        record.evidence = flag_evidence(record.new_flags, pair.candidate.text) + found
+    least = SEVERITY_RANK[config.detection.queue_severity]
+    reasons = [
+        f"flag:{e.kind}" for e in record.evidence if e.kind in record.new_flags
+        and SEVERITY_RANK[e.severity] >= least
+    ] if signals is not None else [f"flag:{flag}" for flag in record.new_flags]  # fmt: skip
+    for kind in dict.fromkeys(
+        e.kind for e in record.counted_evidence
+        if SEVERITY_RANK[e.severity] >= least and e.kind not in record.new_flags
+    ):  # fmt: skip
+        reasons.append(f"evidence:{kind}")
     if excess is not None and excess > config.review_threshold:
         reasons.insert(0, f"excess {excess:.3f} > {config.review_threshold}")
     record.reasons = reasons
@@ -147,5 +176,10 @@ def score_pair(
 
 
 def priority(record: ScoreRecord) -> float:
-    """Review order: any new behavioural flag first, then by excess divergence."""
-    return (10.0 if record.new_flags else 0.0) + (record.excess or 0.0)
+    """Review order: pairs with evidence or new flags first, the most severe first (10 per
+    severity step, so any of them outranks embedding-only divergence, which is at most 2),
+    then by excess divergence."""
+    rank = max((SEVERITY_RANK[e.severity] for e in record.counted_evidence), default=0)
+    if record.new_flags:
+        rank = max(rank, 1)
+    return 10.0 * rank + (record.excess or 0.0)

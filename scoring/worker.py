@@ -5,14 +5,16 @@ the results.
 Exactly once in effect: one Lua script acknowledges the entry and writes its score, review
 item and aggregates together, and writes nothing if the entry was already acknowledged (by a
 worker that claimed it after this one stalled). Entries left pending by a dead worker are
-claimed with XAUTOCLAIM after `scoring.claim_idle_ms`. An entry that fails
-`scoring.max_attempts` times, or cannot be parsed, goes to the dead-letter stream.
+claimed with XAUTOCLAIM after `scoring.claim_idle_ms`; those the stream cap trimmed meanwhile
+are acknowledged and counted lost (`lost:trimmed_pending`), not left pending forever. An entry
+that fails `scoring.max_attempts` times, or cannot be parsed, goes to the dead-letter stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +23,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from gateway.arm_stats import RETENTION_S, bucket_key
 from gateway.config import Config
 from gateway.constants import (
     GROUP_REVIEWERS,
@@ -31,14 +34,17 @@ from gateway.constants import (
     KEY_PAIRS,
     KEY_REVIEW,
     KEY_SCORES,
+    LOST_TRIMMED_PENDING,
     STREAM_FIELD,
 )
 from gateway.records import PairRecord
 from gateway.redis_client import raise_if_cancelled
 from scoring.aggregates import aggregate_fields
-from scoring.divergence import Flagger, NoiseFloor, priority, score_pair
+from scoring.divergence import Flagger, NoiseFloor, priority, score_pair, signals_of
 from scoring.embedder import Embedder
 from scoring.records import ReviewItem, ScoreRecord
+from scoring.signals.detect import Detector
+from scoring.signals.gate import EvidenceNoise, PairSignals
 
 if TYPE_CHECKING:
     from scoring.tracing import EvaluationEvents
@@ -62,6 +68,53 @@ for i = 7, #ARGV, 2 do
   redis.call('HINCRBYFLOAT', KEYS[4], ARGV[i], ARGV[i + 1])
 end
 redis.call('HDEL', KEYS[6], ARGV[2])
+return 1
+"""
+
+
+# Claims entries idle for `min_idle_ms`. Redis 6.2 answers an entry trimmed while pending
+# with a nil in place of the entry, without its id, and keeps it pending for ever; so those
+# (ids below the stream's first) are found with XPENDING first, acknowledged and counted.
+# Redis 7 drops such entries from the pending list itself and names them in a third element.
+# KEYS: pairs, aggregates, current bucket. ARGV: group, consumer, min idle ms, count, ttl.
+_CLAIM = f"""
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)[1]
+local below = first and ('(' .. first[1]) or '+'
+local trimmed = redis.pcall('XPENDING', KEYS[1], ARGV[1], 'IDLE', ARGV[3], '-', below, ARGV[4])
+if trimmed.err then
+  return trimmed  -- NOGROUP as XAUTOCLAIM itself would answer it
+end
+local gone = 0
+for _, entry in ipairs(trimmed) do
+  gone = gone + redis.call('XACK', KEYS[1], ARGV[1], entry[1])
+end
+local reply = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3], '0-0',
+                         'COUNT', ARGV[4])
+local live = {{}}
+for _, entry in ipairs(reply[2]) do
+  if entry then live[#live + 1] = entry end
+end
+if reply[3] then gone = gone + #reply[3] end
+if gone > 0 then
+  redis.call('HINCRBY', KEYS[2], 'lost:{LOST_TRIMMED_PENDING}', gone)
+  redis.call('HINCRBY', KEYS[3], 'pairs:lost:{LOST_TRIMMED_PENDING}', gone)
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
+end
+return {{live, gone}}
+"""
+
+# Dead-letters an entry unless another worker acknowledged it meanwhile (then it was scored).
+# KEYS: pairs, dead-letter, attempts, aggregates, current bucket.
+# ARGV: group, entry id, bucket ttl, then field/values of the dead-letter entry.
+_DEAD_LETTER = """
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', unpack(ARGV, 4))
+redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('HINCRBYFLOAT', KEYS[4], 'dead_letter', 1)
+redis.call('HINCRBY', KEYS[5], 'pairs:dead_letter', 1)
+redis.call('EXPIRE', KEYS[5], ARGV[3])
 return 1
 """
 
@@ -103,11 +156,18 @@ class ScoringWorker:
         self._noise = NoiseFloor(
             window=config.scoring.noise_window, quantile=config.scoring.noise_quantile
         )
+        detection = config.scoring.detection
+        self._detector = Detector(vocabulary=embedder.vocabulary()) if detection.enabled else None
+        self._evidence_noise = EvidenceNoise(detection)
         self._commit = redis.register_script(_COMMIT)
+        self._claim = redis.register_script(_CLAIM)
+        self._dead_letter_script = redis.register_script(_DEAD_LETTER)
+        self._prefix = prefix
         # A blocking read must return before the client's socket timeout, or an idle stream
         # reads as an outage and costs a retry pause.
         self._block_ms = max(1, int(config.redis.socket_timeout_s * 500))
         self.scored = 0
+        self.lost = 0
 
     async def ensure_groups(self) -> None:
         """Create both consumer groups if they are missing (idempotent)."""
@@ -136,16 +196,7 @@ class ScoringWorker:
         `max_wait_ms` for a batch to fill once its first entry is in."""
         size = self._config.batch_size
         block_ms = self._block_ms if block_ms is None else block_ms
-        # Redis 6.2 answers (next, entries); 7.0 adds the ids of deleted entries.
-        reply = await self._redis.xautoclaim(
-            self._pairs,
-            GROUP_SCORERS,
-            self._consumer,
-            min_idle_time=self._config.claim_idle_ms,
-            start_id="0-0",
-            count=size,
-        )
-        entries: list[Entry] = [(_text(i), f) for i, f in reply[1] if f is not None]
+        entries = await self._claim_stalled(size)
         loop = asyncio.get_running_loop()
         deadline = None
         while len(entries) < size:
@@ -170,6 +221,23 @@ class ScoringWorker:
                 deadline = loop.time() + self._config.max_wait_ms / 1000
         return entries
 
+    async def _claim_stalled(self, count: int) -> list[Entry]:
+        """Entries other workers left pending too long; trimmed ones are counted lost."""
+        keys = [self._pairs, self._aggregates, bucket_key(self._prefix, time.time())]
+        args: list[str | int] = [
+            GROUP_SCORERS, self._consumer, self._config.claim_idle_ms, count, RETENTION_S,
+        ]  # fmt: skip
+        live, gone = await self._claim(keys=keys, args=args)
+        if gone:
+            self.lost += gone
+            log.warning(
+                "worker: %d pending pairs were trimmed from the stream before anyone scored "
+                "them; counted lost (%s)",
+                gone,
+                LOST_TRIMMED_PENDING,
+            )
+        return [(_text(i), dict(zip(f[::2], f[1::2], strict=True))) for i, f in live]
+
     async def process(self, entries: list[Entry]) -> None:
         """Score a batch; failures count an attempt and leave the entry pending."""
         pairs: list[tuple[str, PairRecord]] = []
@@ -181,7 +249,8 @@ class ScoringWorker:
         if not pairs:
             return
         try:
-            vectors = await self._embed(pairs)
+            # The signals run in a thread beside the embedding (onnxruntime releases the GIL).
+            vectors, signals = await asyncio.gather(self._embed(pairs), self._signals(pairs))
             scores = [
                 score_pair(
                     pair,
@@ -189,6 +258,8 @@ class ScoringWorker:
                     config=self._config,
                     flagger=self._flagger,
                     noise_floor=self._noise,
+                    signals=signals[n],
+                    evidence_noise=self._evidence_noise,
                 )
                 for n, (_, pair) in enumerate(pairs)
             ]
@@ -199,6 +270,19 @@ class ScoringWorker:
             return
         for (entry_id, pair), score in zip(pairs, scores, strict=True):
             await self._write(entry_id, pair, score)
+
+    async def _signals(self, pairs: list[tuple[str, PairRecord]]) -> list[PairSignals | None]:
+        detector = self._detector
+        if detector is None:
+            return [None] * len(pairs)
+        return await asyncio.to_thread(lambda: [self._signals_of(p, detector) for _, p in pairs])
+
+    def _signals_of(self, pair: PairRecord, detector: Detector) -> PairSignals | None:
+        try:
+            return signals_of(pair, detector=detector, flagger=self._flagger)
+        except Exception:  # a signal's bug must not cost the pair its score
+            log.exception("worker: signals failed on pair %s", pair.id)
+            return None
 
     async def _embed(
         self, pairs: list[tuple[str, PairRecord]]
@@ -251,14 +335,10 @@ class ScoringWorker:
 
     async def _dead_letter(self, entry_id: str, fields: dict[bytes, bytes], error: str) -> None:
         log.warning("worker: entry %s to the dead-letter stream: %s", entry_id, error)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.xadd(
-            self._dead,
-            {"entry": entry_id, "error": error, **{_text(k): v for k, v in fields.items()}},
-            maxlen=10_000,
-            approximate=True,
-        )
-        pipe.xack(self._pairs, GROUP_SCORERS, entry_id)
-        pipe.hdel(self._attempts, entry_id)
-        pipe.hincrbyfloat(self._aggregates, "dead_letter", 1)
-        await pipe.execute()
+        record = {"entry": entry_id, "error": error, **{_text(k): v for k, v in fields.items()}}
+        bucket = bucket_key(self._prefix, time.time())
+        keys = [self._pairs, self._dead, self._attempts, self._aggregates, bucket]
+        args: list[Any] = [GROUP_SCORERS, entry_id, RETENTION_S]
+        for name, value in record.items():
+            args.extend((name, value))
+        await self._dead_letter_script(keys=keys, args=args)

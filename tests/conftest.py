@@ -18,6 +18,8 @@ from gateway.apps import build_control_app, build_data_server
 from gateway.config import Config, parse_config
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.runtime import Gateway
+from scoring.embedder import default_tokenizer_path
+from scoring.signals.detect import Detector, load_vocabulary
 from tests.upstreams import Recorder, build_upstream
 
 if TYPE_CHECKING:
@@ -168,3 +170,9 @@ def candidate_sides(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     sides: list[str] = []
     monkeypatch.setattr("gateway.review_blind.draw_candidate_side", lambda: sides.pop(0))
     return sides
+
+
+@pytest.fixture(scope="session")
+def detector() -> Detector:
+    """The content signals' detector, with the embedding model's vocabulary."""
+    return Detector(vocabulary=load_vocabulary(default_tokenizer_path()))

@@ -26,12 +26,8 @@ RULE_TESTS = PROMETHEUS_DIR / "shadowgate-rules-test.yml"
 SCRAPE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 
 # Named by the design's metric list and exported once the parts that own them land:
-# worker/Redis/publisher health and the scoring backlog and losses.
-DESIGNED_NOT_YET_EXPORTED = {
-    "shadowgate_component_up",
-    "shadowgate_scoring_backlog",
-    "shadowgate_pairs_lost_total",
-}
+# worker/Redis/publisher health.
+DESIGNED_NOT_YET_EXPORTED = {"shadowgate_component_up"}
 # Written by Prometheus itself for every target.
 PROMETHEUS_OWN = {"up"}
 

@@ -9,7 +9,10 @@ import pytest
 
 from gateway.config import ScoringConfig
 from gateway.records import Exchange, PairRecord, Usage
-from scoring.divergence import Flagger, NoiseFloor, priority, score_pair
+from scoring.divergence import Flagger, NoiseFloor, priority, score_pair, signals_of
+from scoring.embedder import default_tokenizer_path
+from scoring.signals.detect import Detector, load_vocabulary
+from scoring.signals.gate import EvidenceNoise, PairSignals
 
 CONFIG = ScoringConfig(review_threshold=0.15)
 
@@ -106,3 +109,33 @@ def test_deltas_and_priority() -> None:
     assert result.latency_delta_ms == 150.0
     assert result.token_delta == 30
     assert priority(result) >= 10
+
+
+def test_evidence_queues_a_pair_and_outranks_embedding_only_divergence() -> None:
+    detector = Detector(vocabulary=load_vocabulary(default_tokenizer_path()))
+    flagger = Flagger(CONFIG)
+    production = exchange("Take 500 mg every 4 hours, at most 4 g a day.")
+    dose = pair(exchange("Take 5 g every hour."), production=production)
+    close = {"production": unit(0), "candidate": unit(0.2)}  # excess 0.02: embedding says fine
+    far = {"production": unit(0), "candidate": unit(1.2)}  # excess 0.64
+    with_evidence = score_pair(
+        dose, close, config=CONFIG, flagger=flagger,
+        noise_floor=NoiseFloor(window=10, quantile=0.9),
+        signals=signals_of(dose, detector=detector, flagger=flagger),
+        evidence_noise=EvidenceNoise(CONFIG.detection),
+    )  # fmt: skip
+    embedding_only = score(pair(exchange("A different answer.")), far)
+    assert with_evidence.queued and embedding_only.queued
+    assert "evidence:number" in with_evidence.reasons
+    assert not any(r.startswith("excess") for r in with_evidence.reasons)
+    assert priority(with_evidence) > priority(embedding_only) >= 0.6
+
+
+def test_new_flags_are_evidence_items() -> None:
+    refusal = pair(exchange("I'm sorry, but I can't help with that."))
+    result = score_pair(
+        refusal, {}, config=CONFIG, flagger=Flagger(CONFIG),
+        noise_floor=NoiseFloor(window=10, quantile=0.9), signals=PairSignals([]),
+    )  # fmt: skip
+    assert [(e.kind, e.severity) for e in result.evidence] == [("refusal", "high")]
+    assert priority(result) >= 30

@@ -39,6 +39,7 @@ async def test_publisher_reconnects_when_redis_comes_back(tmp_path: Path) -> Non
     publisher = PairPublisher(
         redis=client,
         stream_key="t:pairs",
+        published_key="t:published",
         config=PublishConfig(buffer_size=10, max_backoff_s=0.2),
         metrics=metrics,
     )
@@ -73,6 +74,7 @@ async def test_stream_is_capped_near_maxlen(redis_url: str) -> None:
     publisher = PairPublisher(
         redis=client,
         stream_key="t:capped",
+        published_key="t:published",
         config=PublishConfig(buffer_size=5000, stream_maxlen=100, batch_size=50),
         metrics=metrics,
     )
@@ -87,3 +89,51 @@ async def test_stream_is_capped_near_maxlen(redis_url: str) -> None:
     await client.aclose()
     # Approximate trimming removes whole macro-nodes: the length stays within one node.
     assert 100 <= length < 300
+
+
+async def test_records_written_at_shutdown_are_not_counted_dropped(redis_url: str) -> None:
+    metrics = Metrics()
+    client = connect(RedisConfig(), redis_url)
+    publisher = PairPublisher(
+        redis=client,
+        stream_key="t:close",
+        published_key="t:published",
+        config=PublishConfig(batch_size=20),
+        metrics=metrics,
+    )
+    publisher.start()
+    for i in range(50):
+        assert publisher.submit(record(i))
+    await publisher.close(drain_timeout_s=5.0)
+    written = await client.xlen("t:close")
+    await client.aclose()
+    assert written == 50
+    assert metrics.registry.get_sample_value("shadowgate_pairs_published_total") == 50
+    assert (
+        metrics.registry.get_sample_value("shadowgate_pairs_dropped_total", {"reason": "shutdown"})
+        is None
+    )
+
+
+async def test_records_left_unwritten_at_shutdown_are_counted(tmp_path: Path) -> None:
+    metrics = Metrics()
+    client = connect(RedisConfig(), f"unix://{tmp_path}/nothing-here.sock")
+    publisher = PairPublisher(
+        redis=client,
+        stream_key="t:close",
+        published_key="t:published",
+        config=PublishConfig(),
+        metrics=metrics,
+    )
+    publisher.start()
+    for i in range(10):
+        assert publisher.submit(record(i))
+    await publisher.close(drain_timeout_s=0.2)
+    # A record that comes after the publisher stopped is refused and counted, not queued.
+    assert not publisher.submit(record(10))
+    await client.aclose()
+    dropped = metrics.registry.get_sample_value(
+        "shadowgate_pairs_dropped_total", {"reason": "shutdown"}
+    )
+    assert dropped == 11
+    assert metrics.registry.get_sample_value("shadowgate_pairs_published_total") == 0

@@ -10,9 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
+from scoring.signals.detect import Detector
 from tests.conftest import RigFactory
 from tests.test_review import TOKEN, enqueue, review_rig
 from tests.test_review_blind import blind_items
+from tests.test_review_evidence import DOSE, OVERDOSE, REFUSAL, enqueue_items, review_item
 from tests.test_review_multi import verdict_entries
 
 CHROMIUM = "/usr/bin/chromium"
@@ -140,3 +142,104 @@ async def test_blind_page_names_no_side_and_stores_the_right_label_for_both_orde
     assert [(v["choice"], v["label"]) for v in stored] == [
         (choices[key], label) for _, key, label in cases
     ]
+
+
+# The text of every highlight in a column.
+MARKS = (
+    """(id) => [...document.querySelectorAll("#" + id + " mark.ev")].map((m) => m.textContent)"""
+)
+# Answer text that would run as markup if it ever reached innerHTML.
+MARKUP = '<img src=x onerror="document.title=1">'
+
+
+async def test_changed_values_are_highlighted_in_both_answers_and_listed_in_words(
+    make_rig: RigFactory, browser: Any, detector: Detector
+) -> None:
+    rig = await make_rig(control={"reviewer_token": TOKEN})
+    await enqueue_items(rig, [review_item(detector, DOSE + " " + MARKUP, OVERDOSE + " " + MARKUP)])
+    page = await browser.new_page()
+    await sign_in(page, str(rig.control.make_url("/review/")))
+    await page.wait_for_selector("#item:not(.hidden)")
+
+    findings = await page.locator("#findings li").all_text_contents()
+    assert findings[:2] == ["number 500 mg → 5 g", "limit 4 g removed"]
+    assert not await page.is_hidden("#findings-card")
+    left, right = await page.evaluate(MARKS, "left"), await page.evaluate(MARKS, "right")
+    assert left[0] == "500 mg" and "4 g" in left and "24 hours" in left
+    # The right column is the word diff from the left one, the candidate's own values marked.
+    assert right == ["5 g"]
+    assert await page.text_content("#right ins mark.ev") == "5 g"
+    assert "500 mg" in await page.locator("#right del").all_text_contents()
+    assert await page.get_attribute("#left mark.ev >> nth=0", "class") == "ev sev-high"
+    assert await page.text_content("#right-title") == "Candidate (changes highlighted)"
+    assert await page.is_hidden("#layout-note")
+    assert await page.locator("#left img, #right img").count() == 0
+    assert MARKUP in (await page.text_content("#left") or "")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "review-page-evidence.png"), full_page=True)
+    await page.hover("#findings li >> nth=0")
+    assert await page.locator("mark.ev.active").all_text_contents() == ["500 mg", "5 g"]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "flags"),
+    [
+        (REFUSAL, ["refusal"]),
+        ("Ibuprofen is an anti-inflammatory; ask a pharmacist which one suits your stomach "
+         "before you buy any of them.", []),
+    ],
+    ids=["refusal", "unrelated"],
+)  # fmt: skip
+async def test_answers_that_share_little_are_shown_side_by_side_without_strike_through(
+    make_rig: RigFactory, browser: Any, detector: Detector, candidate: str, flags: list[str]
+) -> None:
+    rig = await make_rig(control={"reviewer_token": TOKEN})
+    await enqueue_items(rig, [review_item(detector, DOSE, candidate, flags=flags)])
+    page = await browser.new_page()
+    await sign_in(page, str(rig.control.make_url("/review/")))
+    await page.wait_for_selector("#item:not(.hidden)")
+
+    assert await page.text_content("#left") == DOSE
+    assert await page.text_content("#right") == candidate
+    assert await page.locator("#right del, #right ins").count() == 0
+    assert await page.text_content("#right-title") == "Candidate"
+    assert "side by side" in (await page.text_content("#layout-note") or "")
+    assert not await page.is_hidden("#layout-note")
+    if flags:
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "review-page-refusal.png"), full_page=True)
+
+
+@pytest.mark.parametrize("candidate_side", ["A", "B"])
+async def test_blind_page_highlights_by_letter_and_names_no_side(
+    make_rig: RigFactory,
+    browser: Any,
+    detector: Detector,
+    candidate_sides: list[str],
+    candidate_side: str,
+) -> None:
+    candidate_sides.append(candidate_side)
+    production_side = "B" if candidate_side == "A" else "A"
+    rig = await make_rig(control={"reviewer_token": TOKEN}, review={"mode": "blind"})
+    await enqueue_items(rig, [review_item(detector, DOSE, OVERDOSE)])
+    page = await browser.new_page()
+    await sign_in(page, str(rig.control.make_url("/review/")))
+    await page.wait_for_selector("#item:not(.hidden)")
+
+    text = (await page.evaluate(PAGE_TEXT)).lower()
+    assert "production" not in text and "candidate" not in text
+    values = {production_side: "500 mg", candidate_side: "5 g"}
+    findings = await page.locator("#findings li").all_text_contents()
+    assert f"number {values['A']} in A, {values['B']} in B" in findings
+    assert f"limit 4 g only in {production_side}" in findings
+    assert all("→" not in f and "removed" not in f for f in findings)
+    # A on the left, plain; B on the right, as the word diff from A.
+    left = await page.evaluate(MARKS, "left")
+    right = await page.locator("#right ins mark.ev").all_text_contents()
+    assert values["A"] in left and values["B"] in right
+    assert ("4 g" in left, "4 g" in right) == (production_side == "A", production_side == "B")
+    if candidate_side == "B":
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(
+            path=str(ARTIFACTS / "review-page-blind-evidence.png"), full_page=True
+        )

@@ -4,12 +4,13 @@ exporter; the `OTEL_*` switches that turn tracing on and off."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,32 @@ async def test_other_routes_are_plain_http_spans_and_failures_are_errors(
     assert ok.status.status_code == StatusCode.UNSET
     assert failed.status.status_code == StatusCode.ERROR
     assert attrs(failed)["http.response.status_code"] == 502
+
+
+async def test_a_request_refused_before_any_upstream_still_ends_its_span(
+    make_rig: RigFactory, tracing: Tracing, exporter: InMemorySpanExporter
+) -> None:
+    rig = await make_rig(
+        tracing=tracing,
+        listen={"body_buffer_bytes": 1024},
+        upstreams={"production": {"max_streamed_bodies": 1}},
+    )
+    release = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"x" * 2048
+        await release.wait()
+
+    first = asyncio.create_task(rig.client.post("/v1/files", data=slow_body()))
+    await rig.wait_for(lambda: rig.gateway.production.pool_in_use() == 1)
+    resp = await rig.client.post("/v1/files", data=b"y" * 100_000)
+    assert resp.status == 503
+    (refused,) = exporter.get_finished_spans()
+    assert attrs(refused)["http.response.status_code"] == 503
+    assert refused.status.status_code == StatusCode.ERROR
+    release.set()
+    assert (await first).status == 200
+    assert len(exporter.get_finished_spans()) == 2
 
 
 def sse(*events: bytes) -> bytes:

@@ -126,8 +126,15 @@ async def test_killed_worker_entries_are_claimed_by_another_and_scored_once(
     # The first worker reads a batch and dies before acknowledging any of it.
     taken = await crashed.next_batch(block_ms=50)
     assert len(taken) == 6
-    await drain(survivor, rounds=1)
-    assert await scores(redis) == []  # not idle long enough to be claimed yet
+    # A worker whose idle threshold has not passed leaves them alone.
+    patient_config = parse_config(
+        {**BASE, "scoring": {**BASE["scoring"], "claim_idle_ms": 60_000}}, env={}
+    )
+    patient = ScoringWorker(
+        config=patient_config, redis=redis, embedder=embedder, consumer="patient"
+    )
+    await drain(patient, rounds=1)
+    assert await scores(redis) == []
     await asyncio.sleep(0.3)
     await drain(survivor)
     assert sorted(s.pair_id for s in await scores(redis)) == [f"pair-{i}" for i in range(6)]
@@ -143,6 +150,9 @@ async def test_a_batch_that_keeps_failing_is_dead_lettered_after_max_attempts(
     class Broken:
         def embed(self, texts: list[str]) -> Any:
             raise RuntimeError("model exploded")
+
+        def vocabulary(self) -> frozenset[str]:
+            return frozenset()
 
     worker = ScoringWorker(config=config(), redis=redis, embedder=Broken(), consumer="w")  # type: ignore[arg-type]
     await worker.ensure_groups()
@@ -172,3 +182,28 @@ async def test_aggregates_reach_the_gateway_metrics(
     assert 'shadowgate_flags_total{flag="refusal"} 1.0' in text
     assert "shadowgate_review_queue_depth 1.0" in text
     assert "shadowgate_divergence_excess_bucket" in text
+
+
+async def test_a_changed_dose_is_queued_with_its_evidence_above_embedding_only_divergence(
+    redis: Any, embedder: Embedder
+) -> None:
+    worker = ScoringWorker(config=config(), redis=redis, embedder=embedder, consumer="w1")
+    await worker.ensure_groups()
+    dose = "Adults can take 500 mg to 1 g every 4 to 6 hours, at most 4 g a day."
+    records = [
+        PairRecord(
+            id="dose", ts=0.0, route="/v1/chat/completions",
+            production=Exchange(status=200, text=dose),
+            candidate=Exchange(status=200, text=dose.replace("500 mg", "5 g")),
+        ),
+        pair(3, "Our refund policy does not cover damaged items."),
+    ]  # fmt: skip
+    await publish(redis, records)
+    await drain(worker)
+    review = await redis.xrange(PREFIX + "review")
+    items = {i.pair.id: i for i in (ReviewItem.from_json(f[b"data"]) for _, f in review)}
+    assert set(items) == {"dose", "pair-3"}
+    evidence = items["dose"].score.evidence
+    assert [(e.kind, e.production, e.candidate) for e in evidence] == [("number", "500 mg", "5 g")]
+    assert items["dose"].score.reasons == ["evidence:number"]
+    assert items["dose"].priority > items["pair-3"].priority

@@ -1,0 +1,69 @@
+"""The signals of one pair, in one call: parse both answers once, align their words, and ask
+each signal what changed. Pure and synchronous; the worker calls it per pair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from scoring.embedder import whole_words
+from scoring.records import Evidence
+from scoring.signals import (
+    code,
+    entities,
+    json_fields,
+    language,
+    negation,
+    numbers,
+    removals,
+    tools,
+)
+from scoring.signals._pair import PairView
+from scoring.signals.parse import parse
+
+
+def load_vocabulary(tokenizer_json: Path) -> frozenset[str]:
+    """The whole words of a WordPiece `tokenizer.json` (for use without an `Embedder`)."""
+    model: Any = orjson.loads(tokenizer_json.read_bytes()).get("model", {})
+    return whole_words(model.get("vocab", {}))
+
+
+class Detector:
+    """Compares what two answers assert; holds only the (read-only) vocabulary."""
+
+    def __init__(self, *, vocabulary: frozenset[str]) -> None:
+        self._vocabulary = vocabulary
+
+    def compare(
+        self,
+        production: str | None,
+        candidate: str | None,
+        *,
+        prompt: str = "",
+        wants_json: bool = False,
+        content: bool = True,
+    ) -> list[Evidence]:
+        """Evidence of what changed from production's answer to the candidate's. `prompt` is
+        the user's last message; with `content=False` (a refusal, an empty answer) only
+        structure is compared."""
+        if (production or "") == (candidate or ""):
+            return []
+        pair = PairView(parse(production), parse(candidate))
+        found = tools.compare(pair) + json_fields.compare(pair, wants_json=wants_json)
+        found += code.compare(pair)
+        if not content:
+            return found
+        found += language.compare(pair)
+        if found and found[-1].kind == "language":
+            return found  # every word differs; the other prose signals would only echo it
+        changed_values = numbers.compare(pair, prompt)
+        found += changed_values
+        found += negation.compare(pair)
+        found += entities.compare(pair, self._vocabulary)
+        explained = frozenset(
+            e.production_span for e in changed_values if e.production_span and e.candidate_span
+        )
+        found += removals.compare(pair, explained)
+        return found

@@ -1,0 +1,397 @@
+"""Values an answer states, normalised so that different ways of writing the same value compare
+equal: numbers in digits or words (`five` = 5, `1,000` = 1000), quantities in one base unit
+per dimension (`0.5 g` = `500 mg`, `100.4 °F` = `38 °C`, `2 hours` = `120 minutes`), money by
+currency, percentages, dates (`Friday, 14 March` ~ `2025-03-14`) and times of day (`3 pm` =
+`15:00`). Hand-written on purpose: the libraries that do this (quantulum3, pint, dateparser)
+cost milliseconds per answer, and the worker has a budget of one for every signal together.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Final, NamedTuple
+
+from scoring.signals._text import Token
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+# The English number words below a hundred, by value (`TENS[2]` is twenty).
+ONES: Final = _words(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen"
+)
+TENS: Final = ("", "", *_words("twenty thirty forty fifty sixty seventy eighty ninety"))
+_SMALL: Final = {w: n for n, w in enumerate(ONES)}
+_TENS: Final = {w: 10 * n for n, w in enumerate(TENS) if w}
+_SCALES: Final = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 10**9}
+_WORDNUM: Final = "|".join(sorted([*_SMALL, *_TENS, *_SCALES], key=len, reverse=True))
+
+# (pattern, dimension, factor to the dimension's base unit). Longest spellings first.
+_UNITS: Final[tuple[tuple[str, str, float], ...]] = (
+    (r"micrograms?|mcg|[µμ]g", "mass", 0.001),
+    (r"milligrams?|mg", "mass", 1.0),
+    (r"kilograms?|kilos?|kg", "mass", 1e6),
+    (r"grams?|gr|g", "mass", 1000.0),
+    (r"pounds? weight|lbs?", "mass", 453_592.37),
+    (r"ounces?|oz", "mass", 28_349.5),
+    (r"millilit(?:re|er)s?|ml", "volume", 1.0),
+    (r"centilit(?:re|er)s?|cl", "volume", 10.0),
+    (r"decilit(?:re|er)s?|dl", "volume", 100.0),
+    (r"lit(?:re|er)s?|l", "volume", 1000.0),
+    (r"teaspoons?|tsp", "volume", 5.0),
+    (r"tablespoons?|tbsp", "volume", 15.0),
+    (r"cups?", "volume", 240.0),
+    (r"km/h|kph|kmh|kilomet(?:re|er)s per hour", "speed", 1.0),
+    (r"mph|miles per hour", "speed", 1.609344),
+    (r"millimet(?:re|er)s?|mm", "length", 0.001),
+    (r"centimet(?:re|er)s?|cm", "length", 0.01),
+    (r"kilomet(?:re|er)s?|km", "length", 1000.0),
+    (r"met(?:re|er)s?|m", "length", 1.0),
+    (r"miles?|mi", "length", 1609.344),
+    (r"feet|foot|ft", "length", 0.3048),
+    (r"inch(?:es)?", "length", 0.0254),
+    (r"milliseconds?|ms", "duration", 0.001),
+    (r"seconds?|secs?|s", "duration", 1.0),
+    (r"minutes?|mins?", "duration", 60.0),
+    (r"hours?|hrs?|h", "duration", 3600.0),
+    (r"(?:business |working |calendar )?days?", "duration", 86_400.0),
+    (r"weeks?", "duration", 604_800.0),
+    (r"months?", "duration", 2_629_800.0),
+    (r"years?|yrs?", "duration", 31_557_600.0),
+    (r"kilobytes?|kb", "data", 1e3),
+    (r"megabytes?|mb", "data", 1e6),
+    (r"gigabytes?|gb", "data", 1e9),
+    (r"terabytes?|tb", "data", 1e12),
+    (r"%|percent|per cent|pct", "percent", 1.0),
+    (r"° ?c|º ?c|degrees? (?:celsius|centigrade|c)|celsius", "celsius", 1.0),
+    (r"° ?f|º ?f|degrees? (?:fahrenheit|f)|fahrenheit", "fahrenheit", 1.0),
+    (r"degrees?|°", "degree", 1.0),
+)
+_CURRENCY_WORDS: Final = {
+    "dollar": "USD",
+    "dollars": "USD",
+    "usd": "USD",
+    "$": "USD",
+    "us$": "USD",
+    "euro": "EUR",
+    "euros": "EUR",
+    "eur": "EUR",
+    "€": "EUR",
+    "pound": "GBP",
+    "pounds": "GBP",
+    "gbp": "GBP",
+    "£": "GBP",
+    "quid": "GBP",
+    "yen": "JPY",
+    "jpy": "JPY",
+    "¥": "JPY",
+    "chf": "CHF",
+    "francs": "CHF",
+}
+_CURRENCY_AFTER: Final = r"dollars?|euros?|pounds?|usd|eur|gbp|yen|jpy|chf|francs|quid"
+_NUMBER: Final = (
+    r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+    rf"|(?:{_WORDNUM})(?:(?:\s+and\s+|\s+|-)(?:{_WORDNUM}))*"
+    r"|\b(?-i:a|an|per|every|each)(?=\s+(?:day|week|month|year|hour|minute|second)\b)"
+)
+ONE_UNIT: Final = frozenset({"a", "an", "per", "every", "each"})
+_UNIT_ALTS: Final = "|".join(f"(?:{pattern})" for pattern, _, _ in _UNITS)
+_QUANTITY: Final = re.compile(
+    # The lookahead fails fast inside words and on spaces, most of any text.
+    rf"(?=[\d$€£¥]|\b[a-z])(?P<cur>[$€£¥]|\b(?:usd|eur|gbp|chf|jpy)\s?)?"
+    rf"(?<![\w.,])(?P<num>{_NUMBER})"
+    rf"(?:(?:\s?|-)(?P<unit>{_UNIT_ALTS}|{_CURRENCY_AFTER})(?![\w/]))?",
+    re.I,
+)
+_UNIT_RES: Final = tuple((re.compile(rf"(?:{p})\Z", re.I), dim, f) for p, dim, f in _UNITS)
+
+MONTHS: Final = _words(
+    "january february march april may june july august september october november december"
+)
+_MONTH_ALTS: Final = "|".join(
+    [m.capitalize() for m in MONTHS] + [m[:3].capitalize() + r"\.?" for m in MONTHS if m != "may"]
+)
+WEEKDAYS: Final = _words("monday tuesday wednesday thursday friday saturday sunday")
+_WEEKDAY_ALTS: Final = "|".join(w.capitalize() for w in WEEKDAYS)
+_DATE: Final = re.compile(
+    rf"(?=\b[\dA-Z])(?:(?P<iso>\b(?P<iy>\d{{4}})-(?P<im>\d{{2}})-(?P<id>\d{{2}}))"
+    rf"|(?:(?P<wd1>{_WEEKDAY_ALTS}),?\s+)?(?:the\s+)?(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?"
+    rf"(?P<m1>{_MONTH_ALTS})(?:,?\s+(?P<y1>\d{{4}}))?\b"
+    rf"|(?:(?P<wd2>{_WEEKDAY_ALTS}),?\s+)?(?P<m2>{_MONTH_ALTS})\s+(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?"
+    rf"\b(?:,?\s+(?P<y2>\d{{4}}))?"
+    rf"|\b(?P<sa>\d{{1,2}})/(?P<sb>\d{{1,2}})/(?P<sy>\d{{2,4}})\b"
+    rf"|\b(?P<wd3>{_WEEKDAY_ALTS})s?\b"
+    rf"|\b(?P<m3>{_MONTH_ALTS})(?:\s+(?P<y3>\d{{4}}))?\b)"
+)
+_TIME: Final = re.compile(
+    r"(?=[\dnm])(?:\b(?P<h>\d{1,2})(?:[:.](?P<m>\d{2}))?\s*(?P<ap>[ap])\.?\s?m\b(?:(?<=\.)|\.(?=\w))?"
+    r"|(?:(?<=T)|\b)(?P<h24>[01]?\d|2[0-3]):(?P<m24>[0-5]\d)(?::\d{2})?\b"
+    r"|\b(?P<word>noon|midday|midnight)\b)",
+    re.I,
+)
+
+
+class Value(NamedTuple):
+    """A value stated in an answer: `kind` is number, date or time."""
+
+    kind: str
+    dimension: str
+    """number: mass, volume, ..., money:USD, count; date: date; time: time."""
+    amount: float
+    date: tuple[int | None, int | None, int | None, int | None] = (None, None, None, None)
+    """(year, month, day, weekday) of a date, each None when not stated."""
+    text: str = ""
+    start: int = 0
+    end: int = 0
+    factor: float = 1.0
+    """What the stated number was multiplied by to reach the base unit."""
+
+    @property
+    def unit_only(self) -> bool:
+        """`a day`, `per week`: a unit without a number, often reworded (`daily`)."""
+        return self.text.split(maxsplit=1)[0].lower() in ONE_UNIT
+
+    def same(self, other: Value) -> bool:
+        """Whether two values state the same thing (dates: no stated field disagrees)."""
+        if self.kind != other.kind or self.dimension != other.dimension:
+            return False
+        if self.kind == "date":
+            shared = [
+                (a, b)
+                for a, b in zip(self.date, other.date, strict=True)
+                if a is not None and b is not None
+            ]
+            return bool(shared) and all(a == b for a, b in shared)
+        tolerance = 0.051 if self.dimension == "celsius" else 1e-9 * max(1.0, abs(self.amount))
+        return abs(self.amount - other.amount) <= tolerance
+
+
+_VALUE_WORDS: Final = frozenset(
+    {*_SMALL, *_TENS, *_SCALES, "noon", "midday", "midnight", "$", "€", "£", "¥",
+     *MONTHS, *(m[:3] for m in MONTHS), *WEEKDAYS, *(w[:3] for w in WEEKDAYS)}
+)  # fmt: skip
+
+
+_TIME_UNITS: Final = frozenset({"day", "week", "month", "year", "hour", "minute", "second"})
+
+
+def may_state(tokens: list[Token]) -> bool:
+    """Whether word tokens could hold a value: a quick test before the regular expressions."""
+    for n, t in enumerate(tokens):
+        if t.norm[0].isdigit() or t.norm in _VALUE_WORDS:
+            return True
+        if t.norm in ONE_UNIT and n + 1 < len(tokens) and tokens[n + 1].norm in _TIME_UNITS:
+            return True
+    return False
+
+
+def word_number(text: str) -> float | None:
+    """`five hundred and twelve` -> 512; None if a word is not a number word."""
+    total = current = 0
+    for word in re.split(r"[\s-]+", text.lower()):
+        if word == "and":
+            continue
+        if word in _SMALL:
+            current += _SMALL[word]
+        elif word in _TENS:
+            current += _TENS[word]
+        elif word == "hundred":
+            current = max(current, 1) * 100
+        elif word in _SCALES:
+            total += max(current, 1) * _SCALES[word]
+            current = 0
+        else:
+            return None
+    return float(total + current)
+
+
+def _number(text: str) -> float | None:
+    if text.lower() in ONE_UNIT:
+        return 1.0
+    if text[0].isdigit():
+        return float(text.replace(",", ""))
+    return word_number(text)
+
+
+def _unit(unit: str) -> tuple[str, float]:
+    return _unit_of(unit.lower())
+
+
+@lru_cache(maxsize=1024)
+def _unit_of(lower: str) -> tuple[str, float]:
+    if lower in _CURRENCY_WORDS:
+        return f"money:{_CURRENCY_WORDS[lower]}", 1.0
+    for pattern, dimension, factor in _UNIT_RES:
+        if pattern.match(lower):
+            return dimension, factor
+    return "count", 1.0
+
+
+def _normalise(dimension: str, amount: float) -> tuple[str, float]:
+    if dimension == "fahrenheit":
+        return "celsius", round((amount - 32) * 5 / 9, 2)
+    return dimension, amount
+
+
+# Substrings without which a window holds no date, no spelled-out number and no `a day`: a
+# few `in` tests are far cheaper than running the full patterns over every sentence.
+_DATE_HINTS: Final = ("-", "/", *(m[:3] for m in MONTHS), *(w[:3] for w in WEEKDAYS))
+_WORD_HINTS: Final = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "teen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy",
+    "eighty", "ninety", "hundred", "thousand", "million", "billion",
+    *(f"{word} {unit}" for word in ONE_UNIT for unit in ("day", "week", "month", "year", "hour",
+                                                          "minute", "second")),
+)  # fmt: skip
+_NUMBER_START: Final = re.compile(r"[\d$€£¥]")
+_CODE_BEFORE: Final = re.compile(r"(?:usd|eur|gbp|chf|jpy)\s?\Z", re.I)
+
+
+def _dates(text: str, taken: list[tuple[int, int]], start: int, end: int) -> list[Value]:
+    values: list[Value] = []
+    lower = text[start:end].lower()
+    if not any(hint in lower for hint in _DATE_HINTS):
+        return values
+    for m in _DATE.finditer(text, start, end):
+        g = m.groupdict()
+        year = month = day = weekday = None
+        if g["iso"]:
+            year, month, day = int(g["iy"]), int(g["im"]), int(g["id"])
+        elif g["sa"]:
+            # 05/03/2025: day and month order is ambiguous, so keep both numbers as written.
+            year, month, day = int(g["sy"]), int(g["sa"]), int(g["sb"])
+        else:
+            name = g["m1"] or g["m2"] or g["m3"]
+            if name:
+                month = 1 + [x[:3] for x in MONTHS].index(name[:3].lower())
+            day_text = g["d1"] or g["d2"]
+            day = int(day_text) if day_text else None
+            year_text = g["y1"] or g["y2"] or g["y3"]
+            year = int(year_text) if year_text else None
+            weekday_name = g["wd1"] or g["wd2"] or g["wd3"]
+            if weekday_name:
+                weekday = WEEKDAYS.index(weekday_name.lower())
+        values.append(
+            Value("date", "date", 0.0, (year, month, day, weekday), m.group(), m.start(), m.end())
+        )
+        taken.append((m.start(), m.end()))
+    return values
+
+
+def _times(text: str, taken: list[tuple[int, int]], start: int, end: int) -> list[Value]:
+    values = []
+    for m in _TIME.finditer(text, start, end):
+        if m.group("word"):
+            minutes = 0 if m.group("word").lower() == "midnight" else 720
+        elif m.group("h24") is not None:
+            minutes = int(m.group("h24")) * 60 + int(m.group("m24"))
+        else:
+            hour = int(m.group("h"))
+            if hour > 12:
+                continue
+            hour = hour % 12 + (12 if m.group("ap").lower() == "p" else 0)
+            minutes = hour * 60 + int(m.group("m") or 0)
+        values.append(
+            Value("time", "time", float(minutes), text=m.group(), start=m.start(), end=m.end())
+        )
+        taken.append((m.start(), m.end()))
+    return values
+
+
+def _overlaps(start: int, end: int, taken: list[tuple[int, int]]) -> bool:
+    return any(start < b and a < end for a, b in taken)
+
+
+def _joined_to_identifier(text: str, start: int) -> bool:
+    """`INV-2291`, `A-113`, `GPT-4`: a number glued to a word by a hyphen is a name."""
+    return start >= 2 and text[start - 1] in "-_#" and text[start - 2].isalnum()
+
+
+def values(text: str, windows: list[tuple[int, int]] | None = None) -> list[Value]:
+    """Every number, quantity, date and time stated in `text` (or in its `windows`, character
+    ranges such as the sentences that changed), in order of appearance."""
+    found: list[Value] = []
+    for start, end in windows if windows is not None else [(0, len(text))]:
+        found.extend(_window(text, start, end))
+    return found
+
+
+def _matches(text: str, start: int, end: int) -> list[re.Match[str]]:
+    """`_QUANTITY` matches in a window: anchored at digits and currency signs only, unless
+    the window may spell a number out (then the whole pattern scans it)."""
+    lower = text[start:end].lower()
+    if any(hint in lower for hint in _WORD_HINTS):
+        return list(_QUANTITY.finditer(text, start, end))
+    out = []
+    at = start
+    for candidate in _NUMBER_START.finditer(text, start, end):
+        if candidate.start() < at:
+            continue
+        match = _QUANTITY.match(text, candidate.start(), end)
+        if match:
+            out.append(match)
+            at = match.end()
+    return out
+
+
+def _window(text: str, window_start: int, window_end: int) -> list[Value]:
+    taken: list[tuple[int, int]] = []
+    found = _dates(text, taken, window_start, window_end)
+    matches = _matches(text, window_start, window_end)
+    if matches or "noon" in text or "mid" in text:
+        found += _times(text, taken, window_start, window_end)
+    numbers: list[Value] = []
+    for m in matches:
+        start, end = m.start("num"), m.end()
+        if _overlaps(start, end, taken) or _joined_to_identifier(text, start):
+            continue
+        glued = m.group("unit") is None and end < len(text) and text[end].isalnum()
+        if glued and not _ORDINAL.match(text, end):
+            continue  # `3x`, `4k`, `v2`: part of a name
+        amount = _number(m.group("num"))
+        if amount is None:
+            continue
+        currency, unit = m.group("cur"), m.group("unit")
+        code = None if currency else _CODE_BEFORE.search(text, max(0, start - 4), start)
+        if code:
+            currency, start = code.group(), code.start()
+        if currency:
+            dimension, factor = _unit(currency.strip())
+            start = min(start, m.start())
+        elif unit:
+            dimension, factor = _unit(unit)
+        else:
+            dimension, factor = "count", 1.0
+        dimension, amount = _normalise(dimension, amount * factor)
+        numbers.append(Value("number", dimension, amount, text=text[start:end].strip(),
+                             start=start, end=end, factor=factor))  # fmt: skip
+    _share_units(text, numbers)
+    found.extend(numbers)
+    found.sort(key=lambda v: v.start)
+    return found
+
+
+_ORDINAL: Final = re.compile(r"(?:st|nd|rd|th)\b")
+_RANGE: Final = re.compile(r"\s*(?:to|-|\u2013|\u2014|and|or)\s*\Z")
+
+
+def _share_units(text: str, numbers: list[Value]) -> None:
+    """`4 to 6 hours`, `10-20 mg`: the first number of a range takes the second one's unit."""
+    for i in range(len(numbers) - 2, -1, -1):
+        first, second = numbers[i], numbers[i + 1]
+        if first.dimension == "count" and second.dimension != "count":
+            between = text[first.end : second.start]
+            if _RANGE.match(between) and second.dimension != "celsius":
+                numbers[i] = Value(
+                    "number",
+                    second.dimension,
+                    first.amount * second.factor,
+                    text=first.text,
+                    start=first.start,
+                    end=first.end,
+                    factor=second.factor,
+                )
