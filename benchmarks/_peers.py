@@ -46,6 +46,13 @@ async def floor_proxy(port: int, upstream: str) -> None:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
+    try:
+        await serve_until_cancelled(app, port)
+    finally:
+        await session.close()
+
+
+async def serve_until_cancelled(app: web.Application, port: int) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -53,7 +60,6 @@ async def floor_proxy(port: int, upstream: str) -> None:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
-        await session.close()
 
 
 async def hung_server(port: int) -> None:
@@ -101,13 +107,7 @@ async def otlp_receiver(port: int) -> None:
     app.router.add_post("/v1/traces", export)
     app.router.add_get("/stats", stats)
     app.router.add_get("/healthz", stats)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+    await serve_until_cancelled(app, port)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
