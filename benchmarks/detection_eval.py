@@ -1,7 +1,7 @@
 """Recall and false-alarm rate per kind on the labelled detection set, for the embedding alone,
-the embedding with the behavioural flags (the pipeline before the signals), and the embedding
-with flags and signals; on the tuning split and on the held-out split. Also the signals' CPU
-time per pair.
+the embedding with the behavioural flags (the pipeline before the signals), the embedding
+with flags and signals, and all of those plus the LLM judge played by the simulator's judge
+profile; on the tuning split and on the held-out split. Also the signals' CPU time per pair.
 
     python -m benchmarks.detection_eval [--data PATH] [--markdown]
 
@@ -9,31 +9,41 @@ Every pair goes through the worker's own scoring (`score_pair`) with the shipped
 A pair counts as flagged when the worker would queue it for review. Each pair is judged on
 its own: with its own noise sample where it has one, else against the route's noise floor as
 a warmed-up worker holds it (production's re-runs in the same split); the evidence gate
-starts empty for every pair.
+starts empty for every pair. The judge sees the pairs `JUDGE_SELECTION` picks (as the demo
+configures it), over HTTP through the worker's own client, and can only add a pair to the
+queue (a regression verdict), never take one off.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import numpy as np
 import numpy.typing as npt
 
-from gateway.config import ScoringConfig
+from gateway.config import JudgeSelection, LlmJudgeConfig, ScoringConfig
 from gateway.records import Exchange, PairRecord
+from gateway.simulator import PROFILES, start
 from scoring.divergence import Flagger, NoiseFloor, cosine_distance, score_pair, signals_of
 from scoring.embedder import Embedder
+from scoring.llm_judge.client import JudgeClient
+from scoring.llm_judge.prompt import build_messages
+from scoring.llm_judge.stage import apply_verdict, selected
+from scoring.records import ScoreRecord
 from scoring.signals.detect import Detector
 from scoring.signals.gate import EvidenceNoise, PairSignals
 
 DATA = Path(__file__).resolve().parent / "data" / "detection_pairs.jsonl"
-MODES = ("embedding", "+ flags", "+ signals")
+MODES = ("embedding", "+ flags", "+ signals", "+ judge (simulated)")
+JUDGE_SELECTION = JudgeSelection(flagged=True, excess_above=0.1)
 SIDES = ("production", "candidate", "noise")
 
 
@@ -84,8 +94,8 @@ def decide(
     flagger: Flagger,
     signals: PairSignals,
     noise: list[float],
-) -> dict[str, bool]:
-    """Whether each mode queues the pair."""
+) -> tuple[dict[str, bool], ScoreRecord]:
+    """Whether the modes before the signals queue the pair, and its score with the signals."""
 
     def scored(with_signals: bool) -> Any:
         floor = NoiseFloor(window=config.noise_window, quantile=config.noise_quantile)
@@ -99,12 +109,39 @@ def decide(
 
     flags_only = scored(False)
     embedding = flags_only.excess is not None and flags_only.excess > config.review_threshold
-    return {"embedding": embedding, "+ flags": flags_only.queued,
-            "+ signals": scored(True).queued}  # fmt: skip
+    return {"embedding": embedding, "+ flags": flags_only.queued}, scored(True)
 
 
-def evaluate(cases: list[dict[str, Any]]) -> tuple[dict[tuple[str, ...], list[int]], list[float]]:
-    """Flagged counts per (split, label, kind, mode), and the signals' CPU ms per pair."""
+async def judge_all(items: list[tuple[PairRecord, ScoreRecord]]) -> list[bool]:
+    """Whether each pair is queued once the simulated judge saw the selected ones."""
+    runner, port = await start(PROFILES["judge"].model_copy(update={"first_token_ms": 0}))
+    config = LlmJudgeConfig(enabled=True, url=f"http://127.0.0.1:{port}/v1", model="judge-model",
+                            usd_per_day=None, select=JUDGE_SELECTION)  # fmt: skip
+    calls = asyncio.Semaphore(config.max_concurrency)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = JudgeClient(config=config, session=session)
+
+            async def one(pair: PairRecord, score: ScoreRecord) -> bool:
+                if selected(pair, score, config.select):
+                    messages = build_messages(pair, score, max_chars=config.max_answer_chars)
+                    async with calls:
+                        verdict = await client.ask(messages)
+                    assert verdict.label, verdict
+                    apply_verdict(score, verdict, queue_regressions=True)
+                return score.queued
+
+            return list(await asyncio.gather(*(one(p, s) for p, s in items)))
+    finally:
+        await runner.cleanup()
+
+
+Counts = dict[tuple[str, ...], list[int]]
+
+
+def evaluate(cases: list[dict[str, Any]]) -> tuple[Counts, list[float], Counter[str]]:
+    """Flagged counts per (split, label, kind, mode), the signals' CPU ms per pair, and the
+    pairs the judge was asked about per split."""
     config = ScoringConfig(cache_size=0)
     embedder = Embedder(config)
     detector = Detector(vocabulary=embedder.vocabulary())
@@ -120,17 +157,23 @@ def evaluate(cases: list[dict[str, Any]]) -> tuple[dict[tuple[str, ...], list[in
     }
     counts: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
     cpu_ms = []
+    decisions, with_signals = [], []
     for case, pair, vector in zip(cases, pairs, vectors, strict=True):
         started = time.thread_time_ns()
         signals = signals_of(pair, detector=detector, flagger=flagger)
         cpu_ms.append((time.thread_time_ns() - started) / 1e6)
-        decisions = decide(pair, vector, config, flagger, signals, noise[case["split"]])
-        for mode, flagged in decisions.items():
+        before, score = decide(pair, vector, config, flagger, signals, noise[case["split"]])
+        decisions.append({**before, "+ signals": score.queued})
+        with_signals.append(score)
+    judged = asyncio.run(judge_all(list(zip(pairs, with_signals, strict=True))))
+    for case, decided, queued in zip(cases, decisions, judged, strict=True):
+        for mode, flagged in {**decided, MODES[-1]: queued}.items():
             for split in (case["split"], "all"):
                 entry = counts[(split, case["label"], case["kind"], mode)]
                 entry[0] += flagged
                 entry[1] += 1
-    return counts, cpu_ms
+    asked = Counter(c["split"] for c, s in zip(cases, with_signals, strict=True) if s.judge)
+    return counts, cpu_ms, asked
 
 
 def table(counts: dict[tuple[str, ...], list[int]], split: str, markdown: bool) -> list[str]:
@@ -169,10 +212,11 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     cases = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()]
-    counts, cpu_ms = evaluate(cases)
+    counts, cpu_ms, asked = evaluate(cases)
     for split in ("tune", "holdout"):
         n = sum(1 for c in cases if c["split"] == split)
-        print(f"\n{split} split ({n} pairs): share of pairs queued for review")
+        print(f"\n{split} split ({n} pairs, {asked[split]} sent to the judge): "
+              "share of pairs queued for review")  # fmt: skip
         print("\n".join(table(counts, split, args.markdown)))
     cpu_ms.sort()
     print(f"\nsignals CPU per pair: median {statistics.median(cpu_ms):.3f} ms, "

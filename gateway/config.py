@@ -46,6 +46,26 @@ def _compiles(pattern: str, where: str = "") -> str:
     return pattern
 
 
+def _http_url(value: str) -> str:
+    try:
+        url = URL(value)
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if url.scheme not in ("http", "https"):
+        raise ValueError(f"scheme must be http or https, got {url.scheme or 'none'!r}")
+    if not url.host:
+        raise ValueError("URL has no host")
+    if url.query_string or url.fragment:
+        raise ValueError("URL must not carry a query or fragment")
+    return str(url).rstrip("/")
+
+
+def _conflict(message: str) -> PydanticCustomError:
+    """An error between fields of one section, reported without the section's values (they
+    may hold a secret)."""
+    return PydanticCustomError("conflict", message)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -123,17 +143,7 @@ class UpstreamConfig(_Model):
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        try:
-            url = URL(value)
-        except ValueError as exc:
-            raise ValueError(f"not a URL: {exc}") from None
-        if url.scheme not in ("http", "https"):
-            raise ValueError(f"scheme must be http or https, got {url.scheme or 'none'!r}")
-        if not url.host:
-            raise ValueError("URL has no host")
-        if url.query_string or url.fragment:
-            raise ValueError("URL must not carry a query or fragment")
-        return str(url).rstrip("/")
+        return _http_url(value)
 
 
 class UpstreamsConfig(_Model):
@@ -269,6 +279,72 @@ class DetectionConfig(_Model):
     noise_absolute_margin: Annotated[float, Field(ge=0, le=1)] = 0.03
 
 
+class JudgeSelection(_Model):
+    """Which scored pairs are sent to the judge: either condition selects a pair."""
+
+    flagged: bool = Field(
+        default=True, description="pairs with evidence or new flags outside production's noise"
+    )
+    excess_above: Annotated[float, Field(ge=0, le=2)] | None = Field(
+        default=None, description="pairs whose excess divergence is above this"
+    )
+
+
+class LlmJudgeConfig(_Model):
+    """An OpenAI-compatible model asked whether the candidate's answer is a regression."""
+
+    enabled: bool = False
+    url: str | None = Field(
+        default=None, description="base URL as the openai client takes it: https://host/v1"
+    )
+    model: str = ""
+    api_key: SecretStr | None = None
+    timeout_s: PositiveFloat = Field(default=20.0, description="one call, connect to last byte")
+    max_concurrency: PositiveInt = Field(default=4, description="judge calls in flight at once")
+    max_batches_in_flight: PositiveInt = Field(
+        default=4, description="scored batches waiting for their judge calls before the worker "
+        "stops reading new pairs",
+    )  # fmt: skip
+    select: JudgeSelection = Field(default_factory=JudgeSelection)
+    calls_per_minute: PositiveInt = 60
+    usd_per_day: Annotated[float, Field(ge=0)] | None = Field(
+        default=5.0, description="spend per UTC day across all workers; null: no USD limit"
+    )
+    price: TokenPrice | None = Field(default=None, description="the judge model's token prices")
+    max_answer_chars: PositiveInt = Field(
+        default=4000, description="each answer is cut to this many characters in the prompt"
+    )
+    max_tokens: PositiveInt = Field(default=200, description="cap on the judge's answer")
+    json_mode: bool = Field(
+        default=True, description="ask for response_format json_object (off for servers "
+        "that reject it; the answer is parsed defensively either way)",
+    )  # fmt: skip
+    queue_regressions: bool = Field(
+        default=True, description="a pair the judge calls a regression is queued for review"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        return _http_url(value)
+
+    @model_validator(mode="after")
+    def _check_complete(self) -> LlmJudgeConfig:
+        if not self.enabled:
+            return self
+        if self.url is None:
+            raise _conflict("url: required when the judge is enabled")
+        if not self.model:
+            raise _conflict("model: required when the judge is enabled")
+        if self.usd_per_day is not None and self.price is None:
+            raise _conflict(
+                "price: required to keep to usd_per_day (or set usd_per_day: null for no limit)"
+            )
+        return self
+
+
 class ScoringConfig(_Model):
     model: Path | None = Field(
         default=None, description="ONNX model file; unset: the int8 all-MiniLM-L6-v2"
@@ -301,6 +377,7 @@ class ScoringConfig(_Model):
     refusal_patterns: list[str] = Field(default_factory=list)
     length_ratio_bounds: tuple[float, float] = (0.33, 3.0)
     detection: DetectionConfig = Field(default_factory=DetectionConfig)
+    judge: LlmJudgeConfig = Field(default_factory=LlmJudgeConfig)
 
     @field_validator("provider")
     @classmethod
@@ -315,6 +392,17 @@ class ScoringConfig(_Model):
         for i, pattern in enumerate(value):
             _compiles(pattern, where=f"entry {i}: ")
         return value
+
+    @model_validator(mode="after")
+    def _check_claim_after_judge(self) -> ScoringConfig:
+        # A batch waits for its judge calls before it is acknowledged; claimed sooner, it
+        # would be scored (and judged, and paid for) twice.
+        if self.judge.enabled and self.claim_idle_ms <= 2000 * self.judge.timeout_s:
+            raise _conflict(
+                f"claim_idle_ms: must be above twice judge.timeout_s ({self.claim_idle_ms} ms "
+                f"<= 2 x {self.judge.timeout_s} s)"
+            )
+        return self
 
 
 class ReviewConfig(_Model):
@@ -350,6 +438,13 @@ class RolloutConfig(_Model):
     )
     psi_reference_s: PositiveFloat = Field(
         default=3600.0, description="the reference window: this long before the rollout began"
+    )
+    judge_regression_share: Annotated[float, Field(gt=0, le=1)] | None = Field(
+        default=None, description="share of judged shadow pairs the LLM judge may call a "
+        "regression; null: no judge guardrail",
+    )  # fmt: skip
+    judge_action: Literal["hold", "rollback"] = Field(
+        default="hold", description="a judge breach holds the step, or also rolls it back"
     )
 
     @field_validator("steps")
@@ -432,7 +527,7 @@ def format_validation_error(exc: ValidationError) -> str:
             parts.append(f"{field}: unknown field")
         elif error["type"] == "missing":
             parts.append(f"{field}: required field is missing")
-        elif error["type"] in ("candidate_required", "backlog_above_cap"):
+        elif error["type"] in ("candidate_required", "backlog_above_cap", "conflict"):
             parts.append(f"{field}: {error['msg']}")
         else:
             message = error["msg"].removeprefix("Value error, ")

@@ -63,3 +63,23 @@ KEY_PUBLISHED: Final = "pairs:published"
 LOST_TRIMMED_UNSCORED: Final = "trimmed_unscored"
 LOST_TRIMMED_PENDING: Final = "trimmed_pending"
 SCORE_SCHEMA_VERSION: Final = 1
+
+# The LLM judge (`scoring.judge`): its spend and call counts, shared by every worker, live
+# under this key; why a scored pair got no verdict is one of the JUDGE_SKIP_* reasons, the
+# label values of shadowgate_judge_skipped_total.
+KEY_JUDGE_BUDGET: Final = "judge:budget"
+JUDGE_SKIP_NOT_SELECTED: Final = "not_selected"
+JUDGE_SKIP_BUDGET_RATE: Final = "budget_rate"
+JUDGE_SKIP_BUDGET_USD: Final = "budget_usd"
+JUDGE_SKIP_ERROR: Final = "error"
+JUDGE_SKIP_TIMEOUT: Final = "timeout"
+JUDGE_SKIP_UNPARSEABLE: Final = "unparseable"
+JUDGE_SKIPS: Final = (
+    JUDGE_SKIP_NOT_SELECTED,
+    JUDGE_SKIP_BUDGET_RATE,
+    JUDGE_SKIP_BUDGET_USD,
+    JUDGE_SKIP_ERROR,
+    JUDGE_SKIP_TIMEOUT,
+    JUDGE_SKIP_UNPARSEABLE,
+)
+JUDGE_LABELS: Final = ("regression", "acceptable", "improvement")

@@ -1,9 +1,9 @@
 """`shadowgate demo`: the whole pipeline on one machine.
 
-Two simulated model servers (production, and a candidate with a known behaviour change), the
-gateway with its embedded Redis, a burst of prompts through the real `openai` client
-(streaming and not, some carrying PII), then a report of what the gateway saw and stored,
-and the `shadowgate report` table of the run.
+Two simulated model servers (production, and a candidate with a known behaviour change), a
+third playing the LLM judge, the gateway with its embedded Redis, a burst of prompts through
+the real `openai` client (streaming and not, some carrying PII), then a report of what the
+gateway saw and stored, and the `shadowgate report` table of the run.
 """
 
 from __future__ import annotations
@@ -58,6 +58,19 @@ def _write_config(state_dir: Path, ports: dict[str, int]) -> Path:
         },
         "traffic": {"shadow_percent": 50, "canary_percent": 10},
         "shadow": {"noise_percent": 20, "timeout_s": 30},
+        # The simulator's judge profile plays the LLM judge: no network, same code path.
+        "scoring": {
+            "judge": {
+                "enabled": True,
+                "url": f"http://127.0.0.1:{ports['judge']}/v1",
+                "model": "judge-model",
+                "api_key": "judge-demo-key",
+                "select": {"flagged": True, "excess_above": 0.1},
+                "calls_per_minute": 600,
+                "usd_per_day": 1.0,
+                "price": {"input_per_1m": 0.15, "output_per_1m": 0.60},
+            }
+        },
         "state_dir": str(state_dir / "state"),
     }
     path = state_dir / "shadowgate.yaml"
@@ -202,6 +215,9 @@ def _report_scores(redis_socket: Path, expected: int, timeout_s: float = 60.0) -
     if excess:
         print(f"  excess divergence over the noise floor: median {median(excess):.3f}, "
               f"p90 {excess[int(0.9 * (len(excess) - 1))]:.3f}")  # fmt: skip
+    judged = Counter(s.judge.label or f"skipped {s.judge.skipped}" for s in scores if s.judge)
+    if judged:
+        print("  LLM judge (simulated): " + ", ".join(f"{k} {v}" for k, v in judged.most_common()))
     flags: Counter[str] = Counter(f for s in scores for f in s.new_flags)
     if flags:
         print("  candidate-only flags: " + ", ".join(f"{k} {v}" for k, v in flags.most_common()))
@@ -215,6 +231,8 @@ def _report_scores(redis_socket: Path, expected: int, timeout_s: float = 60.0) -
     top = max(items, key=lambda i: i.priority, default=None)
     if top is not None:
         print(f"  first in line: {', '.join(top.score.reasons)}")
+        if top.score.judge and top.score.judge.label:
+            print(f"    judge: {top.score.judge.label} - {top.score.judge.reason}")
         print(f"    production: {(top.pair.production.text or '')[:120]!r}")
         print(f"    candidate:  {(top.pair.candidate.text or '')[:120]!r}")
 
@@ -241,11 +259,12 @@ def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:
     for noisy in ("httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     workdir = Path(tempfile.mkdtemp(prefix="sgdemo-"))
-    ports = {name: free_port() for name in ("production", "candidate", "gateway", "control")}
+    simulators = ("production", "candidate", "judge")
+    ports = {name: free_port() for name in (*simulators, "gateway", "control")}
     children: list[Child] = []
     env = {"SHADOWGATE_ADMIN_TOKEN": _ADMIN_TOKEN, "SHADOWGATE_REVIEWER_TOKEN": _REVIEWER_TOKEN}
     try:
-        for profile in ("production", "candidate"):
+        for profile in simulators:
             child = Child(
                 f"simulator ({profile})",
                 shadowgate_command("simulate", "--profile", profile, "--port", str(ports[profile])),
@@ -253,7 +272,7 @@ def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:
                 env={},
             )
             children.append(child)
-        for child, profile in zip(children, ("production", "candidate"), strict=True):
+        for child, profile in zip(children, simulators, strict=True):
             child.wait_ready(f"http://127.0.0.1:{ports[profile]}/healthz")
         config_path = _write_config(workdir, ports)
         gateway = Child(

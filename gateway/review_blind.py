@@ -70,7 +70,9 @@ def flag_phrase(flag: str, side: str) -> str | None:
 def evidence(score: dict[str, Any], candidate_side: str) -> list[str]:
     """Why the item was queued and what was flagged, per letter."""
     letters = sides(candidate_side)
-    out = [r for r in score.get("reasons") or [] if not str(r).startswith("flag:")]
+    # Flags are rephrased per letter below; the LLM judge's opinion is left out (it would
+    # lead the reviewer, and blind mode exists to get an unled choice).
+    out = [r for r in score.get("reasons") or [] if not str(r).startswith(("flag:", "judge:"))]
     for letter in ("A", "B"):
         for flag in score.get(f"{letters[letter]}_flags") or []:
             out.append(flag_phrase(flag, letter) or f"{letter}: {flag}")

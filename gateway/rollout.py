@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from gateway.arm_stats import ArmStats, prompt_counts, quantile_bound, slow_count
 from gateway.config import RolloutConfig
-from gateway.constants import ARM_CANARY, ARM_PRODUCTION, KEY_AGGREGATES
+from gateway.constants import ARM_CANARY, ARM_PRODUCTION, JUDGE_LABELS, KEY_AGGREGATES
 from gateway.redis_client import raise_if_cancelled
 from gateway.traffic import TrafficSplit, TrafficState
 from scoring.drift import check_drift, feature_psi
@@ -183,6 +183,8 @@ class RolloutController:
             verdicts=regressions + delta("verdict:final:acceptable")
             + delta("verdict:final:improvement"),
             regressions=regressions,
+            judged=sum(delta(f"judge:verdict:{label}") for label in JUDGE_LABELS),
+            judge_regressions=delta("judge:verdict:regression"),
         )  # fmt: skip
 
     async def _reference_prompts(self, state: RolloutState) -> dict[str, Counter[str]]:
@@ -213,7 +215,8 @@ class RolloutController:
             divergence_rate=c.divergence_rate, regression_share=c.regression_share,
             min_samples=c.min_samples, min_verdicts=c.min_verdicts,
             require_verdicts=c.require_verdicts, require_divergence=c.require_divergence,
-            alpha=c.alpha,
+            alpha=c.alpha, judge_regression_share=c.judge_regression_share,
+            judge_action=c.judge_action,
         )  # fmt: skip
 
     async def tick(self) -> RolloutState:
@@ -236,9 +239,13 @@ class RolloutController:
         held = state.drift["outcome"] == "drift" and self._config.psi_action == "hold"
         if held and decision == "promote":
             decision = "hold"
+        judge_held = decision == "hold" and any(
+            v.guardrail == "judge_regressions" and v.outcome == "breach" for v in result.verdicts
+        )
+        reason = "input_drift" if held and decision == "hold" else ""
         record = Decision(at=time.time(), step=state.percent, look=state.look,
                           decision=decision, evidence=evidence,
-                          reason="input_drift" if held and decision == "hold" else "")  # fmt: skip
+                          reason=reason or ("judge_regressions" if judge_held else ""))  # fmt: skip
         if decision == "rollback":
             breached = [v.guardrail for v in result.verdicts if v.outcome == "breach"]
             record.reason = "breached: " + ", ".join(breached)

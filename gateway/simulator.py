@@ -1,6 +1,7 @@
 """An OpenAI-compatible simulated model server for the demo, the tests and the benchmarks: answers
 built from the prompt, paced like a real model, with a behaviour profile (errors, refusals,
-truncations, topics it answers differently) and a record of what reached it.
+truncations, topics it answers differently) and a record of what reached it. The `judge`
+profile answers the LLM judge's prompts instead (`_sim_judge.py`).
 
 Routes: POST /v1/chat/completions and /v1/completions (streaming and not), GET /v1/models,
 GET /healthz, GET /_sim/stats (requests received, the last 50 with headers and bodies) and
@@ -35,6 +36,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway._sim_judge import judge_answer
 from gateway._sim_text import REFUSAL, answer_text
 from gateway._sim_wire import (
     Reply,
@@ -67,6 +69,9 @@ class SimProfile(BaseModel):
     diverge_topics: list[str] = Field(default_factory=list)
     variation: float = Field(default=0.0, ge=0, le=1)
     seed: int | None = None
+    judge: bool = Field(
+        default=False, description="answer every prompt as the LLM judge (scoring.judge) would"
+    )
 
 
 PROFILES: dict[str, SimProfile] = {
@@ -92,6 +97,8 @@ PROFILES: dict[str, SimProfile] = {
         seed=2,
     ),
     "fast": SimProfile(name="fast", model="fast-model", seed=0),
+    # The LLM judge for `scoring.judge`: a deterministic verdict on the two answers it is shown.
+    "judge": SimProfile(name="judge", model="judge-model", first_token_ms=5, judge=True, seed=3),
 }
 
 
@@ -151,6 +158,8 @@ async def _record_and_fault(request: web.Request, handler: Handler) -> web.Strea
 def _compose(state: SimState, texts: list[str], doc: dict[str, Any]) -> tuple[str, str]:
     """The answer text and its finish reason for one request."""
     profile, rng = state.profile, state.rng
+    if profile.judge:
+        return judge_answer(texts), "stop"
     prompt = "\n".join(texts)
     if profile.refuse_percent and rng.random() * 100 < profile.refuse_percent:
         text = REFUSAL

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from gateway.constants import JUDGE_LABELS, JUDGE_SKIPS
 from scoring.records import ScoreRecord
 
 # Upper bounds of the excess-divergence histogram buckets.
@@ -38,6 +39,12 @@ def aggregate_fields(score: ScoreRecord) -> dict[str, float]:
         fields[f"route:{score.route}:queued"] = 1
     for flag in score.new_flags:
         fields[f"flag:{flag}"] = 1
+    if score.judge is not None:
+        verdict = score.judge
+        fields[f"judge:verdict:{verdict.label}" if verdict.label
+               else f"judge:skipped:{verdict.skipped}"] = 1  # fmt: skip
+        if verdict.cost_usd:
+            fields["judge:cost_usd"] = round(verdict.cost_usd, 9)
     if score.excess is not None:
         fields[f"excess_bucket:{_bucket(score.excess)}"] = 1
         fields["excess_sum"] = round(score.excess, 6)
@@ -86,7 +93,7 @@ def metric_families(snapshot: dict[str, float], review_depth: float | None) -> l
         buckets=buckets,
         sum_value=snapshot.get("excess_sum", 0.0),
     )
-    families: list[Metric] = [scored, queued, flags, dead, histogram]
+    families: list[Metric] = [scored, queued, flags, dead, histogram, *_judge_families(snapshot)]
     if review_depth is not None:
         gauge = GaugeMetricFamily(
             "shadowgate_review_queue_depth", "Items in the review stream not yet acknowledged"
@@ -94,6 +101,24 @@ def metric_families(snapshot: dict[str, float], review_depth: float | None) -> l
         gauge.add_metric([], review_depth)
         families.append(gauge)
     return families
+
+
+def _judge_families(snapshot: dict[str, float]) -> list[Metric]:
+    """The LLM judge's verdicts, skips by reason and spend (zero while it is off)."""
+    families: list[Metric] = []
+    for name, doc, label, values, field in (
+        ("verdicts", "Scored pairs the LLM judge gave a verdict, by label", "label",
+         JUDGE_LABELS, "judge:verdict:"),
+        ("skipped", "Scored pairs the LLM judge gave no verdict, by reason", "reason",
+         JUDGE_SKIPS, "judge:skipped:"),
+    ):  # fmt: skip
+        family = CounterMetricFamily(f"shadowgate_judge_{name}", doc, labels=[label])
+        for value in values:
+            family.add_metric([value], snapshot.get(field + value, 0.0))
+        families.append(family)
+    cost = CounterMetricFamily("shadowgate_judge_cost_usd", "USD spent on LLM judge calls")
+    cost.add_metric([], snapshot.get("judge:cost_usd", 0.0))
+    return [*families, cost]
 
 
 class SnapshotCollector(Collector):

@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.redis_client import connect
 from gateway.tracing_setup import load_tracing
 from scoring.embedder import Embedder
+from scoring.llm_judge.stage import open_judge
 from scoring.worker import ScoringWorker
 
 if TYPE_CHECKING:
@@ -32,15 +33,23 @@ async def _run(
         loop.add_signal_handler(sig, stop.set)
     redis = connect(config.redis, redis_url)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
-    worker = ScoringWorker(
-        config=config, redis=redis, embedder=embedder, consumer=consumer, evaluations=evaluations
-    )
-    log.info("scoring worker %s started", consumer)
+    worker: ScoringWorker | None = None
     try:
-        await worker.run(stop)
+        async with open_judge(config, redis) as judge:
+            worker = ScoringWorker(
+                config=config,
+                redis=redis,
+                embedder=embedder,
+                consumer=consumer,
+                judge=judge,
+                evaluations=evaluations,
+            )
+            log.info("scoring worker %s started (judge %s)", consumer, "on" if judge else "off")
+            await worker.run(stop)
     finally:
         await redis.aclose()
-        log.info("scoring worker %s stopped after %d pairs", consumer, worker.scored)
+        scored = worker.scored if worker is not None else 0
+        log.info("scoring worker %s stopped after %d pairs", consumer, scored)
 
 
 def run_score(config: Config, *, redis_url: str) -> int:

@@ -178,8 +178,10 @@ def score_pair(
 def priority(record: ScoreRecord) -> float:
     """Review order: pairs with evidence or new flags first, the most severe first (10 per
     severity step, so any of them outranks embedding-only divergence, which is at most 2),
-    then by excess divergence."""
+    then by excess divergence. Within a severity, pairs the LLM judge called a regression
+    come first."""
     rank = max((SEVERITY_RANK[e.severity] for e in record.counted_evidence), default=0)
     if record.new_flags:
         rank = max(rank, 1)
-    return 10.0 * rank + (record.excess or 0.0)
+    judged = 5.0 if record.judge is not None and record.judge.label == "regression" else 0.0
+    return 10.0 * rank + judged + (record.excess or 0.0)

@@ -3,7 +3,8 @@ guardrail, `pass`, `breach` or `inconclusive`, with the evidence.
 
 Breaches are one-sided tests at the look's spent alpha, corrected across guardrails with
 Benjamini-Hochberg; a pass needs enough samples and a confidence bound inside the limit.
-Promotion needs every guardrail to pass; one breach rolls back; anything else holds.
+Promotion needs every guardrail to pass; one breach rolls back (the LLM judge's guardrail,
+off by default, only holds unless `judge_action` is rollback); anything else holds.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from scoring.stats import (
 )
 
 Outcome = Literal["pass", "breach", "inconclusive"]
+# Guardrails on verdicts (of reviewers, of the LLM judge): they pass on `min_verdicts`.
+_VERDICT_GUARDRAILS = frozenset({"reviewer_regressions", "judge_regressions"})
 Decision = Literal["promote", "rollback", "hold"]
 
 
@@ -40,12 +43,16 @@ class Limits:
     min_samples: int = 200
     """Requests (or scored pairs) a guardrail needs before it can pass."""
     min_verdicts: int = 20
-    """Reviewer verdicts the reviewer guardrail needs before it can pass."""
+    """Verdicts the reviewer (or LLM judge) guardrail needs before it can pass."""
     require_verdicts: bool = False
     """Without it, a window with no verdicts at all skips the reviewer guardrail."""
     require_divergence: bool = False
     """Without it, a window with no scored shadow pairs skips the divergence guardrail."""
     alpha: float = 0.05
+    judge_regression_share: float | None = None
+    """Share of LLM-judged shadow pairs the judge may call a regression; None: not checked."""
+    judge_action: Literal["hold", "rollback"] = "hold"
+    """What a breach of the judge guardrail does: hold the step, or roll back like the rest."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,9 @@ class Window:
     divergent: int = 0
     verdicts: int = 0
     regressions: int = 0
+    judged: int = 0
+    """Shadow pairs the LLM judge gave a verdict."""
+    judge_regressions: int = 0
 
 
 @dataclass
@@ -100,6 +110,9 @@ def judge(window: Window, limits: Limits, *, look: int) -> Judgement:
         rates.append(("divergence", w.divergent, w.scored, lim.divergence_rate))
     if w.verdicts or lim.require_verdicts:
         rates.append(("reviewer_regressions", w.regressions, w.verdicts, lim.regression_share))
+    if lim.judge_regression_share is not None and w.judged:
+        rates.append(("judge_regressions", w.judge_regressions, w.judged,
+                      lim.judge_regression_share))  # fmt: skip
     for name, k, n, limit in rates:
         upper = wilson(k, n, 1 - 2 * alpha)[1]
         checks.append((name, n, rate_above(k, n, limit), upper <= limit,
@@ -111,14 +124,17 @@ def judge(window: Window, limits: Limits, *, look: int) -> Judgement:
         evidence = {**evidence, "samples": float(n)}
         if breach:
             outcome: Outcome = "breach"
-        elif n >= (lim.min_verdicts if name == "reviewer_regressions" else lim.min_samples) and (
+        elif n >= (lim.min_verdicts if name in _VERDICT_GUARDRAILS else lim.min_samples) and (
             within
         ):
             outcome = "pass"
         else:
             outcome = "inconclusive"
         verdicts.append(Verdict(name, outcome, p_value, evidence))
-    if any(v.outcome == "breach" for v in verdicts):
+    # The LLM judge is never the only gate: by default its breach holds the step (the other
+    # guardrails must pass as well to promote) and only rolls back when configured to.
+    held_only = "judge_regressions" if lim.judge_action == "hold" else None
+    if any(v.outcome == "breach" and v.guardrail != held_only for v in verdicts):
         decision: Decision = "rollback"
     elif all(v.outcome == "pass" for v in verdicts):
         decision = "promote"

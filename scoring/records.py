@@ -12,6 +12,8 @@ from gateway.constants import SCORE_SCHEMA_VERSION
 from gateway.records import PairRecord
 
 Severity = Literal["low", "medium", "high"]
+JudgeLabel = Literal["regression", "acceptable", "improvement"]
+JudgeSkip = Literal["not_selected", "budget_rate", "budget_usd", "error", "timeout", "unparseable"]
 SEVERITY_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
 
 
@@ -30,6 +32,18 @@ class Evidence(BaseModel):
     within_noise: bool = Field(
         default=False, description="production's own re-runs change this kind as often"
     )
+
+
+class JudgeVerdict(BaseModel):
+    """What the LLM judge (`scoring.judge`) said of a pair, or why it was not asked or not
+    understood: exactly one of `label` and `skipped` is set."""
+
+    label: JudgeLabel | None = None
+    reason: str | None = Field(default=None, description="the judge's one-line reason")
+    skipped: JudgeSkip | None = None
+    model: str | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
 
 
 class ScoreRecord(BaseModel):
@@ -55,6 +69,9 @@ class ScoreRecord(BaseModel):
     evidence: list[Evidence] = Field(default_factory=list)
     queued: bool = False
     reasons: list[str] = Field(default_factory=list)
+    judge: JudgeVerdict | None = Field(
+        default=None, description="set when the LLM judge is enabled: its verdict or why none"
+    )
 
     @property
     def new_flags(self) -> list[str]:

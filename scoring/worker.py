@@ -8,6 +8,8 @@ worker that claimed it after this one stalled). Entries left pending by a dead w
 claimed with XAUTOCLAIM after `scoring.claim_idle_ms`; those the stream cap trimmed meanwhile
 are acknowledged and counted lost (`lost:trimmed_pending`), not left pending forever. An entry
 that fails `scoring.max_attempts` times, or cannot be parsed, goes to the dead-letter stream.
+With the LLM judge enabled, a scored batch waits for its verdicts in the background
+(`scoring.llm_judge.stage`) and is written when they are in.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from gateway.redis_client import raise_if_cancelled
 from scoring.aggregates import aggregate_fields
 from scoring.divergence import Flagger, NoiseFloor, priority, score_pair, signals_of
 from scoring.embedder import Embedder
+from scoring.llm_judge.stage import JudgeStage
 from scoring.records import ReviewItem, ScoreRecord
 from scoring.signals.detect import Detector
 from scoring.signals.gate import EvidenceNoise, PairSignals
@@ -138,9 +141,11 @@ class ScoringWorker:
         redis: Redis,
         embedder: Embedder,
         consumer: str,
+        judge: JudgeStage | None = None,
         evaluations: EvaluationEvents | None = None,
     ):
         self._config = config.scoring
+        self._judge = judge
         self._evaluations = evaluations
         self._redis = redis
         self._embedder = embedder
@@ -268,6 +273,15 @@ class ScoringWorker:
             for entry_id, _ in pairs:
                 await self._failed(entry_id, dict(entries)[entry_id], exc)
             return
+        if self._judge is None:
+            await self._write_all(pairs, scores)
+        else:  # judged in the background; writes when the judge answered or timed out
+            judged = [(pair, score) for (_, pair), score in zip(pairs, scores, strict=True)]
+            await self._judge.judge_then(judged, lambda: self._write_all(pairs, scores))
+
+    async def _write_all(
+        self, pairs: list[tuple[str, PairRecord]], scores: list[ScoreRecord]
+    ) -> None:
         for (entry_id, pair), score in zip(pairs, scores, strict=True):
             await self._write(entry_id, pair, score)
 

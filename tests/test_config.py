@@ -115,3 +115,35 @@ def test_serve_with_missing_file_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "cannot read config" in result.stderr
+
+
+_JUDGE = {"enabled": True, "url": "https://llm.example/v1", "model": "judge", "api_key": "sk-1"}
+
+
+@pytest.mark.parametrize(
+    ("judge", "scoring", "message"),
+    [
+        ({**_JUDGE, "url": None}, {}, "scoring.judge: url: required when the judge is enabled"),
+        ({**_JUDGE, "model": ""}, {}, "scoring.judge: model: required"),
+        (_JUDGE, {}, "scoring.judge: price: required to keep to usd_per_day"),
+        ({**_JUDGE, "usd_per_day": None, "timeout_s": 60}, {},
+         "scoring: claim_idle_ms: must be above twice judge.timeout_s"),
+        ({**_JUDGE, "usd_per_day": None, "select": {"excess_above": -1}}, {},
+         "scoring.judge.select.excess_above"),
+    ],
+)  # fmt: skip
+def test_an_incomplete_judge_config_is_one_line_without_its_key(
+    judge: dict[str, object], scoring: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({**BASE, "scoring": {"judge": judge, **scoring}}, env={})
+    assert message in str(info.value)
+    assert "sk-1" not in str(info.value)
+
+
+def test_the_judge_is_off_by_default_and_its_key_comes_from_the_environment() -> None:
+    assert not parse_config(BASE, env={}).scoring.judge.enabled
+    judge = {**_JUDGE, "api_key": "${JUDGE_KEY}", "usd_per_day": None}
+    config = parse_config({**BASE, "scoring": {"judge": judge}}, env={"JUDGE_KEY": "from-env"})
+    assert config.scoring.judge.api_key is not None
+    assert config.scoring.judge.api_key.get_secret_value() == "from-env"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -123,3 +124,31 @@ def test_aa_rollouts_rarely_raise_a_false_alarm_over_many_looks() -> None:
                 false_alarms += 1
                 break
     assert false_alarms / runs <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / runs)
+
+
+@pytest.mark.parametrize(("action", "decision"), [("hold", "hold"), ("rollback", "rollback")])
+def test_the_llm_judge_guardrail_holds_by_default_and_rolls_back_only_when_configured(
+    action: str, decision: str
+) -> None:
+    bad = replace(window(0.01, 5000, seed=1), judged=100, judge_regressions=60)
+    limits = Limits(judge_regression_share=0.3, judge_action=action)  # type: ignore[arg-type]
+    result = judge(bad, limits, look=1)
+    assert result.decision == decision
+    outcomes = {v.guardrail: v.outcome for v in result.verdicts}
+    assert outcomes["judge_regressions"] == "breach"
+    assert [g for g, o in outcomes.items() if o == "breach"] == ["judge_regressions"]
+
+
+def test_the_llm_judge_guardrail_is_off_by_default_and_never_gates_alone() -> None:
+    bad = replace(window(0.01, 5000, seed=1), judged=100, judge_regressions=60)
+    assert "judge_regressions" not in {v.guardrail for v in judge(bad, Limits(), look=1).verdicts}
+    # A clean judge does not promote a candidate the other guardrails hold back.
+    clean = replace(window(0.01, 50, seed=4), judged=100, judge_regressions=1)
+    result = judge(clean, Limits(judge_regression_share=0.3), look=1)
+    assert {v.guardrail: v.outcome for v in result.verdicts}["judge_regressions"] == "pass"
+    assert result.decision == "hold"
+    # A judge that was asked nothing in the window is not a guardrail then.
+    quiet = replace(window(0.01, 5000, seed=1), judged=0)
+    result = judge(quiet, Limits(judge_regression_share=0.3), look=1)
+    assert result.decision == "promote"
+    assert "judge_regressions" not in {v.guardrail for v in result.verdicts}

@@ -141,6 +141,33 @@ async def test_input_drift_holds_a_step_only_when_configured_to(
         assert state.percent == 100.0
 
 
+@pytest.mark.parametrize(("action", "status"), [("hold", "running"), ("rollback", "halted")])
+async def test_the_llm_judges_regressions_hold_or_roll_back_a_step_as_configured(
+    make_rig: RigFactory, action: str, status: str
+) -> None:
+    rollout = {**ROLLOUT, "judge_regression_share": 0.2, "judge_action": action}
+    rig = await make_rig(rollout=rollout)
+    await rig.wait_for(lambda: rig.gateway.rollout.is_leader)
+    await start(rig, steps=[50, 100])
+    await traffic(rig, 300, seed=1)
+    # What scoring workers write for pairs the judge saw during the step.
+    aggregates = rig.gateway.config.redis.key_prefix + "aggregates"
+    await rig.gateway.redis.hincrbyfloat(aggregates, "judge:verdict:regression", 40)
+    await rig.gateway.redis.hincrbyfloat(aggregates, "judge:verdict:acceptable", 20)
+    state = await rig.gateway.rollout.tick()
+    last = state.history[-1]
+    evidence = {e["guardrail"]: e for e in last.evidence}
+    assert evidence["judge_regressions"]["outcome"] == "breach"
+    assert evidence["judge_regressions"]["samples"] == 60
+    assert evidence["error_rate"]["outcome"] == "pass"
+    assert state.status == status
+    if action == "hold":
+        assert (last.decision, last.reason, state.percent) == ("hold", "judge_regressions", 50.0)
+    else:
+        assert "judge_regressions" in state.reason
+        assert rig.gateway.traffic.current.canary_bp == 0
+
+
 async def test_only_one_replica_drives_and_a_stale_leader_cannot_write(
     make_rig: RigFactory,
 ) -> None:

@@ -13,7 +13,10 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
+from gateway.records import Exchange, PairRecord
 from gateway.simulator import PROFILES, SIM_STATE, SimProfile, build_app, start
+from scoring.llm_judge.prompt import build_messages, parse_verdict
+from scoring.records import ScoreRecord
 
 Client = TestClient[Any, Any]
 QUESTION = "Explain what a Kubernetes readiness probe is for."
@@ -374,3 +377,42 @@ async def test_start_serves_on_a_free_port_and_stops_despite_a_hung_request() ->
             outcome.release()
         else:
             assert isinstance(outcome, aiohttp.ClientError)
+
+
+@pytest.mark.parametrize(
+    ("production", "candidate", "label"),
+    [
+        ("Take 500 mg to 1 g every 4 hours, at most 4 g a day.",
+         "Take 5 g every hour, with no daily limit.", "regression"),
+        ("Take 500 mg to 1 g every 4 hours.",
+         "Every four hours, take five hundred milligrams to one gram.", "acceptable"),
+        ("Take it with food.", "Do not take it with food.", "regression"),
+        ("You must report a theft to the police.", "You may report a theft to the police.",
+         "regression"),
+        ("The train leaves at 4:40 pm.", "The train leaves at 16:40.", "acceptable"),
+        ("Paris is the capital.", "I'm sorry, but I can't help with that.", "regression"),
+        ("I'm sorry, but I can't help with that.", "Paris is the capital.", "improvement"),
+        ('{"a": 1, "b": [2, 3]}', '{"b": [2, 3], "a": 1}', "acceptable"),
+        ('{"a": 1, "b": [2, 3]}', '{"b": [2, 4], "a": 1}', "regression"),
+        ("The deadline is 31 October. Late returns pay a penalty.",
+         "The deadline is 31 October. Late returns", "regression"),
+    ],
+    ids=["dose", "spelled_out", "negation", "modality", "clock", "refusal", "improvement",
+         "json_key_order", "json_value", "cut_off"],
+)  # fmt: skip
+async def test_the_judge_profile_answers_the_judge_prompt_from_the_two_answers(
+    aiohttp_client: Any, production: str, candidate: str, label: str
+) -> None:
+    pair = PairRecord(id="p", ts=0.0, route=CHAT, production=Exchange(status=200, text=production),
+                      candidate=Exchange(status=200, text=candidate))  # fmt: skip
+    messages = build_messages(pair, ScoreRecord(pair_id="p", ts=0.0, route=CHAT), max_chars=4000)
+    sim: Client = await aiohttp_client(build_app(PROFILES["judge"]))
+    answers = []
+    for _ in range(2):
+        resp = await sim.post(CHAT, json={"model": "judge-model", "messages": messages})
+        doc = await resp.json()
+        answers.append(doc["choices"][0]["message"]["content"])
+        assert doc["usage"]["prompt_tokens"] > 0
+    assert answers[0] == answers[1]  # deterministic
+    parsed = parse_verdict(answers[0])
+    assert parsed is not None and parsed[0] == label, answers[0]
