@@ -2,7 +2,8 @@
 aiohttp + uvloop proxy can do (what the framework alone costs); `hung`, a candidate that reads
 requests and never answers; `flood`, one that answers every request with 20 MiB; `cut`, one
 that starts a stream and closes the connection inside it; `paced`, the simulator streaming
-tokens at a fixed rate.
+tokens at a fixed rate; `otlp`, a trace receiver that counts the spans a traced gateway
+exports.
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ async def floor_proxy(port: int, upstream: str) -> None:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
+    try:
+        await serve_until_cancelled(app, port)
+    finally:
+        await session.close()
+
+
+async def serve_until_cancelled(app: web.Application, port: int) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -57,7 +65,6 @@ async def floor_proxy(port: int, upstream: str) -> None:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
-        await session.close()
 
 
 async def hung_server(port: int) -> None:
@@ -125,9 +132,35 @@ async def paced_simulator(port: int, tokens_per_s: float) -> None:
         await runner.cleanup()
 
 
+async def otlp_receiver(port: int) -> None:
+    """Accepts OTLP/HTTP trace exports and counts their spans (GET /stats)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    received = {"exports": 0, "spans": 0}
+
+    async def export(request: web.Request) -> web.Response:
+        batch = ExportTraceServiceRequest.FromString(await request.read())
+        received["exports"] += 1
+        received["spans"] += sum(
+            len(scope.spans) for spans in batch.resource_spans for scope in spans.scope_spans
+        )
+        return web.Response(content_type="application/x-protobuf")
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(received)
+
+    app = web.Application(client_max_size=64 << 20)
+    app.router.add_post("/v1/traces", export)
+    app.router.add_get("/stats", stats)
+    app.router.add_get("/healthz", stats)
+    await serve_until_cancelled(app, port)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks._peers")
-    parser.add_argument("role", choices=["floor", "hung", "flood", "cut", "paced"])
+    parser.add_argument("role", choices=["floor", "hung", "flood", "cut", "paced", "otlp"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--upstream", default="", help="base URL the floor proxy forwards to")
     parser.add_argument("--tokens-per-s", type=float, default=1000.0, help="paced simulator")
@@ -138,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         uvloop.run(hung_server(args.port))
     elif args.role in ("flood", "cut"):
         uvloop.run(misbehaving_server(args.port, args.role))
+    elif args.role == "otlp":
+        uvloop.run(otlp_receiver(args.port))
     else:
         uvloop.run(paced_simulator(args.port, args.tokens_per_s))
 

@@ -1,6 +1,7 @@
 """The gateway's cost on the user's path, measured in one run on this machine: nginx direct,
 through nginx `proxy_pass` (the physical reference), through a bare aiohttp proxy (the
-framework's floor) and through shadowgate; then shadowing, streaming and memory. Loopback only.
+framework's floor) and through shadowgate (also with tracing on); then shadowing, streaming and
+memory. Loopback only.
 
     python -m benchmarks.proxy_bench [--quick] [--workers-only]
 
@@ -174,6 +175,7 @@ class Bench:
         shadow_percent: float,
         breaker: bool = True,
         workers: int = 1,
+        env: dict[str, str] | None = None,
     ) -> Gateway:
         assert self.redis is not None
         port, control = free_port(), free_port()
@@ -197,7 +199,9 @@ class Bench:
         command = shadowgate(
             "--log-level", "warning", "serve", "--config", str(path), f"--workers={workers}"
         )  # fmt: skip
-        child = self.spawn(name, command, env={"SHADOWGATE_ADMIN_TOKEN": ADMIN_TOKEN})
+        child = self.spawn(
+            name, command, env={"SHADOWGATE_ADMIN_TOKEN": ADMIN_TOKEN, **(env or {})}
+        )
         return Gateway(name=name, child=child, port=port, control=control)
 
     def died(self) -> str:
@@ -241,6 +245,8 @@ class Setup:
     cut: Gateway  # shadow 100%, the candidate closes mid-stream
     flood_every: Gateway  # the same two with the circuit breaker off: every mirror goes out
     cut_every: Gateway
+    traced: Gateway  # the same as gw, every request traced and exported over OTLP
+    otlp_port: int
 
 
 def start_origin(bench: Bench, nginx_path: str) -> tuple[Nginx, int, int]:
@@ -265,7 +271,7 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
     hung, floor = free_port(), free_port()
     flood, cut = free_port(), free_port()
     sim, sim_candidate, paced, paced_floor = free_port(), free_port(), free_port(), free_port()
-    proxy = free_port()
+    proxy, otlp = free_port(), free_port()
     proxy_nginx = Nginx(
         "nginx-proxy",
         binary=nginx_path,
@@ -280,6 +286,7 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
     hung_child = bench.peer("hung", hung)
     flood_child, cut_child = bench.peer("flood", flood), bench.peer("cut", cut)
     paced_child = bench.peer("paced", paced, f"--tokens-per-s={PACED_TOKENS_S}")
+    otlp_child = bench.peer("otlp", otlp)
     sims = [
         (
             bench.spawn(f"sim-{port}", shadowgate("simulate", "--profile=fast", f"--port={port}")),
@@ -325,7 +332,17 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         cut_every=bench.gateway(
             "gwcutnb", production=origin, candidate=cut, shadow_percent=100, breaker=False
         ),
+        traced=bench.gateway(
+            "gwtraced",
+            production=origin,
+            candidate=hung,
+            shadow_percent=0,
+            # The SDK's defaults otherwise: every request sampled, batches of up to 512 spans.
+            env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp}"},
+        ),
+        otlp_port=otlp,
     )
+    otlp_child.wait_ready(f"http://127.0.0.1:{otlp}/healthz")
     gateways = (
         setup.gw,
         setup.twin,
@@ -336,6 +353,7 @@ def start_all(bench: Bench, nginx_path: str) -> Setup:
         setup.cut,
         setup.flood_every,
         setup.cut_every,
+        setup.traced,
     )
     for gateway in gateways:
         gateway.wait_ready()
@@ -595,6 +613,7 @@ def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Fai
         "nginx": (setup.proxy_port, setup.proxy.worker()),
         "floor": (setup.floor_port, psutil.Process(setup.floor.process.pid)),
         "gw": (setup.gw.port, setup.gw.process()),
+        "traced": (setup.traced.port, setup.traced.process()),
     }
     sequential: dict[str, dict[str, Any]] = {}
     rps: dict[str, float] = {}
@@ -623,7 +642,8 @@ def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Fai
             "",
         ),
         (
-            "max req/s, 8 connections: direct / nginx proxy_pass / bare aiohttp / shadowgate",
+            "max req/s, 8 connections: direct / nginx proxy_pass / bare aiohttp / shadowgate / "
+            "shadowgate traced",
             " / ".join(f"{rps[k]:,.0f}" for k in paths),
             "",
         ),
@@ -635,7 +655,14 @@ def closed_loops(setup: Setup, plan: Plan, background: Background, failures: Fai
         ),
         (
             "CPU per request: nginx answering / nginx proxying, bare aiohttp, shadowgate",
-            " / ".join(f"{cpu_us[k]:.0f}" for k in paths) + " µs",
+            " / ".join(f"{cpu_us[k]:.0f}" for k in ("direct", "nginx", "floor", "gw")) + " µs",
+            "",
+        ),
+        (
+            "CPU per request, shadowgate with tracing off / on (every request a span, OTLP/HTTP "
+            "to a local receiver)",
+            f"{cpu_us['gw']:.0f} / {cpu_us['traced']:.0f} µs "
+            f"({cpu_us['traced'] - cpu_us['gw']:+.0f} µs; {otlp_spans(setup):,} spans received)",
             "",
         ),
     ]
@@ -782,6 +809,14 @@ def workers(
             "",
         )
     ]
+
+
+def otlp_spans(setup: Setup) -> int:
+    """Spans the OTLP receiver has counted, once the traced gateway's last batch is out."""
+    time.sleep(6)  # the batch processor exports every 5 s
+    url = f"http://127.0.0.1:{setup.otlp_port}/stats"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return int(orjson.loads(response.read())["spans"])
 
 
 def streaming(setup: Setup, plan: Plan, background: Background, failures: Failures) -> list[Row]:

@@ -45,6 +45,8 @@ class Answer:
     streamed: bool = False
     error: str | None = None
     parts: list[str] = field(default_factory=list)
+    id: str | None = None
+    model: str | None = None
 
 
 def _decode(body: bytes, content_encoding: str | None, limit: int) -> bytes:
@@ -80,6 +82,16 @@ def _response_output_text(doc: dict[str, Any]) -> str | None:
     return "".join(texts) if texts else None
 
 
+def _identify(answer: Answer, doc: dict[str, Any]) -> None:
+    """The answer's id and the model that wrote it: at the top of a Chat Completions document
+    or chunk, under `response` in a Responses API event."""
+    source = doc["response"] if isinstance(doc.get("response"), dict) else doc
+    if answer.id is None and isinstance(source.get("id"), str):
+        answer.id = source["id"]
+    if answer.model is None and isinstance(source.get("model"), str):
+        answer.model = source["model"]
+
+
 def _apply_document(answer: Answer, doc: Any) -> None:
     """Merge one JSON document (a whole response or one stream event) into the answer."""
     if not isinstance(doc, dict):
@@ -88,6 +100,7 @@ def _apply_document(answer: Answer, doc: Any) -> None:
         answer.error = str(doc["error"].get("message") or doc["error"])[:500]
     if doc.get("usage") is not None:
         answer.usage = _usage(doc["usage"]) or answer.usage
+    _identify(answer, doc)
     event_type = doc.get("type")
     if isinstance(event_type, str) and event_type.startswith("response."):
         if event_type == "response.output_text.delta" and isinstance(doc.get("delta"), str):

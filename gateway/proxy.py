@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import orjson
 from aiohttp import HttpVersion11, hdrs, web
@@ -40,6 +40,9 @@ from gateway.shadow import Captured, MirrorRequest, ShadowDispatcher, ShadowJob
 from gateway.traffic import TrafficState
 from gateway.upstream import Upstream
 from gateway.upstream_client import UpstreamResponse
+
+if TYPE_CHECKING:
+    from gateway.tracing import ServerSpan, Tracing
 
 log = logging.getLogger("shadowgate.proxy")
 
@@ -90,7 +93,9 @@ class ProxyHandler:
         dispatcher: ShadowDispatcher | None,
         metrics: Metrics,
         arm_stats: ArmStats,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing
         self._production = production
         self._candidate = candidate
         self._assigner = assigner
@@ -142,6 +147,7 @@ class ProxyHandler:
         # A small body on a mirrored route is parsed once, for the drift features (always:
         # the rollout compares against the traffic before it began), the unit key and the mirror.
         document: Any = _parse_json(request, body) if self._mirrorable(body, request) else None
+        span = self._tracing.server_span(request, document) if self._tracing is not None else None
         live = self._traffic.current
         job = None
         if live.canary_bp or live.shadow_bp:
@@ -155,12 +161,14 @@ class ProxyHandler:
                     parsed = document if document is not None else _parse_json(request, body)
                     body = self._models.rewrite_body(body, parsed)
                 return await self._forward(
-                    request, self._candidate, ARM_CANARY, body, request_id, None
+                    request, self._candidate, ARM_CANARY, body, request_id, None, span
                 )
             if assignment.shadow and self._dispatcher is not None:
-                job = self._start_mirror(request, body, document, unit, request_id)
+                job = self._start_mirror(request, body, document, unit, request_id, span)
         self._count_prompt(ARM_PRODUCTION, request.path, document)
-        return await self._forward(request, self._production, ARM_PRODUCTION, body, request_id, job)
+        return await self._forward(
+            request, self._production, ARM_PRODUCTION, body, request_id, job, span
+        )
 
     def shutting_down(self) -> None:
         """Requests cancelled from now on are cut by shutdown, not left by their client."""
@@ -214,6 +222,7 @@ class ProxyHandler:
         document: Any,
         unit: str | None,
         request_id: str,
+        span: ServerSpan | None,
     ) -> ShadowJob | None:
         dispatcher = self._dispatcher
         assert dispatcher is not None
@@ -256,6 +265,7 @@ class ProxyHandler:
             noise=self._assigner.chance(self._noise_bp),
             production_authorization=self._production.authorization
             or request.headers.get("Authorization"),
+            user_span=span.context if span is not None else None,
         )
         return dispatcher.start(mirror)
 
@@ -266,6 +276,7 @@ class ProxyHandler:
         arm: str,
         body: bytes | StreamedBody | None,
         request_id: str,
+        span: ServerSpan | None,
     ) -> UpstreamResponse:
         data: bytes | StreamedBody | None
         length: int | None
@@ -287,6 +298,8 @@ class ProxyHandler:
             authorization=upstream.authorization,
             strip=upstream.strip_headers,
         )
+        if span is not None:
+            span.inject(headers)
         return await upstream.client.request(
             request.method,
             upstream.target(request.raw_path),
@@ -303,12 +316,15 @@ class ProxyHandler:
         body: bytes | StreamedBody | None,
         request_id: str,
         job: ShadowJob | None,
+        span: ServerSpan | None,
     ) -> web.StreamResponse:
         streamed = body if isinstance(body, StreamedBody) else None
         if streamed is not None and not streamed.claim(self._stream_slots[arm]):
             # Refused before an upstream connection is taken: slow uploads hold at most their
             # share of the pool.
             self._metrics.requests_refused.labels("streamed_bodies_full").inc()
+            if span is not None:
+                span.finish(arm=arm, status=503, error="refused", capture=None, response=None)
             return error_response(
                 503, "too many large request bodies in flight, retry later",
                 "too_many_streamed_bodies", arm=arm, request_id=request_id,
@@ -323,7 +339,7 @@ class ProxyHandler:
         complete = False
         try:
             try:
-                upstream_response = await self._send(request, upstream, arm, body, request_id)
+                upstream_response = await self._send(request, upstream, arm, body, request_id, span)
             except UpstreamPoolTimeout:
                 status, error = 503, "every upstream connection stayed busy"
                 self._metrics.upstream_errors.labels(arm, "pool_timeout").inc()
@@ -413,6 +429,10 @@ class ProxyHandler:
             self._count_request(arm, status)
             self._latency[arm].observe(elapsed)
             self._arm_stats.record(arm, status, elapsed, ttfb_ms)
+            if span is not None:
+                span.finish(
+                    arm=arm, status=status, error=error, capture=capture, response=upstream_response
+                )
             if job is not None:
                 job.finish(
                     Captured(

@@ -56,6 +56,9 @@ class PairRecord(BaseModel):
     candidate: Exchange
     noise: Exchange | None = None
     pii: dict[str, int] = Field(default_factory=dict)
+    traceparent: str | None = Field(
+        default=None, description="W3C traceparent of the mirror's span, when it was traced"
+    )
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=True))

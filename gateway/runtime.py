@@ -12,6 +12,7 @@ import secrets
 import socket
 from collections.abc import Awaitable
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from redis.exceptions import RedisError
@@ -47,6 +48,9 @@ from gateway.upstream import Upstream
 from scoring.aggregates import SnapshotCollector, load_snapshot, review_depth
 from scoring.backlog import Backlog, BacklogCollector, BacklogMeter
 
+if TYPE_CHECKING:
+    from gateway.tracing import Tracing
+
 log = logging.getLogger("shadowgate.runtime")
 
 
@@ -60,6 +64,7 @@ class Gateway:
         redis_url: str,
         metrics: Metrics | None = None,
         control_plane: bool = True,
+        tracing: Tracing | None = None,
     ) -> None:
         """`control_plane=False`: one of several data-plane processes of `serve --workers N`,
         whose parent runs the control plane's loops (the rollout controller) once for all."""
@@ -117,6 +122,7 @@ class Gateway:
                 scrubber=self.scrubber,
                 publisher=self.publisher,
                 metrics=self.metrics,
+                tracing=tracing,
             )
             if self.candidate is not None and self.shadow_pool is not None
             else None
@@ -131,6 +137,7 @@ class Gateway:
             dispatcher=self.dispatcher,
             metrics=self.metrics,
             arm_stats=self.arm_stats,
+            tracing=tracing,
         )
         self.review = ReviewQueue(redis=self.redis, prefix=prefix, config=config.review)
         self.rollout = RolloutController(

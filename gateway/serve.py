@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvloop
 from aiohttp import web
@@ -28,7 +30,11 @@ from gateway.metrics import Metrics
 from gateway.processes import Child, shadowgate_command
 from gateway.runtime import Gateway
 from gateway.supervisor import Supervisor
+from gateway.tracing_setup import load_tracing
 from gateway.traffic import TrafficSplit
+
+if TYPE_CHECKING:
+    from gateway.tracing import Tracing
 
 log = logging.getLogger("shadowgate.serve")
 
@@ -99,6 +105,7 @@ async def serve_async(
     metrics: Metrics,
     supervisor: Supervisor,
     ready: asyncio.Event | None = None,
+    tracing: Tracing | None = None,
 ) -> None:
     """Run both planes on `redis_url` until a stop signal arrives, with `supervisor`
     restarting the children it watches meanwhile."""
@@ -107,7 +114,9 @@ async def serve_async(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task[None]] = set()
-    async with Gateway(config=config, redis_url=redis_url, metrics=metrics) as gateway:
+    async with Gateway(
+        config=config, redis_url=redis_url, metrics=metrics, tracing=tracing
+    ) as gateway:
         if config_path is not None:
             reloads = watch_sighup(gateway, config_path)
         # The grace period is `drain`'s; aiohttp's own wait only lets the cut requests end.
@@ -162,7 +171,7 @@ def run_serve(config_path: Path, *, workers: int = 1) -> int:
     restarted when they end; both die with the gateway, even when it is killed. `workers`
     above 1: that many data-plane processes share the port (`gateway.serve_workers`)."""
     config = apply_environment(load_config(config_path))
-    # With several data-plane processes, /metrics adds up what each of them writes.
+    tracing = load_tracing(service_name="shadowgate-gateway", environ=os.environ)
     if workers > 1:
         from gateway.serve_workers import fresh_metrics_dir
 
@@ -209,9 +218,12 @@ def run_serve(config_path: Path, *, workers: int = 1) -> int:
                     config_path=config_path,
                     metrics=metrics,
                     supervisor=supervisor,
+                    tracing=tracing,
                 )
             )
     finally:
+        if tracing is not None:
+            tracing.shutdown()
         if worker is not None:
             worker.stop()
         if embedded is not None:

@@ -35,6 +35,7 @@ from gateway.processes import ProcessStartError, die_with_parent_signal, shadowg
 from gateway.runtime import Gateway
 from gateway.serve import drain, forget_signals, watch_sighup
 from gateway.supervisor import Supervisor
+from gateway.tracing_setup import load_tracing
 
 log = logging.getLogger("shadowgate.workers")
 
@@ -272,7 +273,11 @@ async def serve_data_plane(config: Config, *, redis_url: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     # The parent re-reads the config on SIGHUP; a group-wide one must not end a child.
     loop.add_signal_handler(signal.SIGHUP, lambda: None)
-    async with Gateway(config=config, redis_url=redis_url, control_plane=False) as gateway:
+    # Each data-plane process traces its own requests (configured by the same OTEL_* variables).
+    tracing = load_tracing(service_name="shadowgate-gateway", environ=os.environ)
+    async with Gateway(
+        config=config, redis_url=redis_url, control_plane=False, tracing=tracing
+    ) as gateway:
         data = web.ServerRunner(build_data_server(gateway), shutdown_timeout=1.0)
         await data.setup()
         try:
@@ -286,6 +291,8 @@ async def serve_data_plane(config: Config, *, redis_url: str) -> None:
             await drain(gateway, data)
         finally:
             await data.cleanup()
+    if tracing is not None:
+        tracing.shutdown()
 
 
 def run_data_plane(config_path: Path, *, redis_url: str) -> int:

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
@@ -39,6 +39,11 @@ from gateway.publish import PairPublisher
 from gateway.records import Exchange, PairRecord
 from gateway.scrub import Scrubber, ScrubSession
 from gateway.upstream import Upstream
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
+
+    from gateway.tracing import MirrorSpan, Tracing
 
 log = logging.getLogger("shadowgate.shadow")
 
@@ -69,6 +74,7 @@ class MirrorRequest:
     unit: str | None
     noise: bool
     production_authorization: str | None
+    user_span: SpanContext | None = None
 
 
 class ShadowJob:
@@ -99,8 +105,10 @@ class ShadowDispatcher:
         scrubber: Scrubber,
         publisher: PairPublisher,
         metrics: Metrics,
+        tracing: Tracing | None = None,
     ) -> None:
         self._config = config
+        self._tracing = tracing
         self._capture_limit = capture.max_bytes
         self._candidate = candidate
         self._models = models
@@ -152,7 +160,10 @@ class ShadowDispatcher:
             self._dropped_saturated.inc()
             return None
         future: asyncio.Future[Captured] = asyncio.get_running_loop().create_future()
-        task = asyncio.create_task(self._mirror(mirror, future))
+        trace = self._tracing.mirror_span(mirror) if self._tracing is not None else None
+        task = asyncio.create_task(self._mirror(mirror, future, trace))
+        if trace is not None:
+            task.add_done_callback(trace.end)
         self._tasks.add(task)
         self._metrics.shadow_in_flight.set(len(self._tasks))
         task.add_done_callback(self._done)
@@ -174,7 +185,12 @@ class ShadowDispatcher:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _mirror(self, mirror: MirrorRequest, production: asyncio.Future[Captured]) -> None:
+    async def _mirror(
+        self,
+        mirror: MirrorRequest,
+        production: asyncio.Future[Captured],
+        trace: MirrorSpan | None = None,
+    ) -> None:
         session = self._scrubber.session()
         scrubbed = session.json(mirror.document)
         body = orjson.dumps(scrubbed)
@@ -208,6 +224,8 @@ class ShadowDispatcher:
         try:
             candidate, outcome = await candidate_call
             self._metrics.shadow.labels(outcome).inc()
+            if trace is not None:
+                trace.answered(candidate, outcome, limit=self._capture_limit * 4)
             noise = (await noise_call)[0] if noise_call else None
             prod = await production
         except asyncio.CancelledError:
@@ -234,6 +252,7 @@ class ShadowDispatcher:
             production=self._exchange(prod, session),
             candidate=self._exchange(candidate, session),
             noise=self._exchange(noise, session) if noise else None,
+            traceparent=trace.traceparent if trace is not None else None,
         )
         record.pii = dict(session.counts)
         for entity, count in session.counts.items():

@@ -8,20 +8,27 @@ import logging
 import os
 import signal
 import socket
+from typing import TYPE_CHECKING
 
 import uvloop
 
 from gateway.config import Config
 from gateway.redis_client import connect
+from gateway.tracing_setup import load_tracing
 from scoring.embedder import Embedder
 from scoring.heartbeat import Heartbeat
 from scoring.llm_judge.stage import open_judge
 from scoring.worker import ScoringWorker
 
+if TYPE_CHECKING:
+    from scoring.tracing import EvaluationEvents
+
 log = logging.getLogger("shadowgate.score")
 
 
-async def _run(config: Config, redis_url: str, embedder: Embedder) -> None:
+async def _run(
+    config: Config, redis_url: str, embedder: Embedder, evaluations: EvaluationEvents | None
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -41,7 +48,12 @@ async def _run(config: Config, redis_url: str, embedder: Embedder) -> None:
     try:
         async with open_judge(config, redis) as judge:
             worker = ScoringWorker(
-                config=config, redis=redis, embedder=embedder, consumer=consumer, judge=judge
+                config=config,
+                redis=redis,
+                embedder=embedder,
+                consumer=consumer,
+                judge=judge,
+                evaluations=evaluations,
             )
             log.info("scoring worker %s started (judge %s)", consumer, "on" if judge else "off")
             await worker.run(stop)
@@ -58,5 +70,15 @@ async def _run(config: Config, redis_url: str, embedder: Embedder) -> None:
 def run_score(config: Config, *, redis_url: str) -> int:
     """Load the model (a missing one fails here, before any pair), then score until stopped."""
     embedder = Embedder(config.scoring)
-    uvloop.run(_run(config, redis_url, embedder))
+    tracing = load_tracing(service_name="shadowgate-worker", environ=os.environ)
+    evaluations = None
+    if tracing is not None:
+        from scoring.tracing import EvaluationEvents
+
+        evaluations = EvaluationEvents(tracing)
+    try:
+        uvloop.run(_run(config, redis_url, embedder, evaluations))
+    finally:
+        if tracing is not None:
+            tracing.shutdown()
     return 0

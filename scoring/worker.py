@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -49,6 +49,9 @@ from scoring.providers import batching
 from scoring.records import ReviewItem, ScoreRecord
 from scoring.signals.detect import Detector
 from scoring.signals.gate import EvidenceNoise, PairSignals
+
+if TYPE_CHECKING:
+    from scoring.tracing import EvaluationEvents
 
 log = logging.getLogger("shadowgate.worker")
 
@@ -140,9 +143,11 @@ class ScoringWorker:
         embedder: Embedder,
         consumer: str,
         judge: JudgeStage | None = None,
+        evaluations: EvaluationEvents | None = None,
     ):
         self._config = config.scoring
         self._judge = judge
+        self._evaluations = evaluations
         self._redis = redis
         self._embedder = embedder
         self._consumer = consumer
@@ -345,6 +350,8 @@ class ScoringWorker:
         written = await self._commit(keys=keys, args=args)
         if written:
             self.scored += 1
+            if self._evaluations is not None:
+                self._evaluations.emit(pair, score)
 
     async def _failed(self, entry_id: str, fields: dict[bytes, bytes], exc: Exception) -> None:
         attempts = await self._redis.hincrby(self._attempts, entry_id, 1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -21,6 +21,9 @@ from gateway.runtime import Gateway
 from scoring.embedder import default_tokenizer_path
 from scoring.signals.detect import Detector, load_vocabulary
 from tests.upstreams import Recorder, build_upstream
+
+if TYPE_CHECKING:
+    from gateway.tracing import Tracing
 
 
 @pytest.fixture(autouse=True)
@@ -107,7 +110,9 @@ async def make_rig(redis_url: str, tmp_path: Path) -> AsyncIterator[RigFactory]:
     """Builds gateways on demand: `await make_rig(traffic={...}, shadow={...})`."""
     stack: list[Any] = []
 
-    async def factory(redis_at: str | None = None, **overrides: Any) -> Rig:
+    async def factory(
+        redis_at: str | None = None, tracing: Tracing | None = None, **overrides: Any
+    ) -> Rig:
         production, candidate = Recorder(), Recorder()
         production_server = TestServer(build_upstream(production))
         candidate_server = TestServer(build_upstream(candidate))
@@ -130,7 +135,7 @@ async def make_rig(redis_url: str, tmp_path: Path) -> AsyncIterator[RigFactory]:
         }
         _merge(data, overrides)
         config: Config = parse_config(data, env={})
-        gateway = Gateway(config=config, redis_url=redis_at or redis_url)
+        gateway = Gateway(config=config, redis_url=redis_at or redis_url, tracing=tracing)
         await gateway.__aenter__()
         stack.append(gateway)
         client: TestClient[web.BaseRequest, None] = TestClient(
