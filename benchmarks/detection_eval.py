@@ -3,7 +3,7 @@ the embedding with the behavioural flags (the pipeline before the signals), and 
 with flags and signals; on the tuning split and on the held-out split. Also the signals' CPU
 time per pair.
 
-    python -m benchmarks.detection_eval [--data PATH] [--markdown]
+    python -m benchmarks.detection_eval [--data PATH] [--split tune|holdout] [--markdown]
 
 Every pair goes through the worker's own scoring (`score_pair`) with the shipped embedder.
 A pair counts as flagged when the worker would queue it for review. Each pair is judged on
@@ -35,6 +35,7 @@ from scoring.signals.gate import EvidenceNoise, PairSignals
 DATA = Path(__file__).resolve().parent / "data" / "detection_pairs.jsonl"
 MODES = ("embedding", "+ flags", "+ signals")
 SIDES = ("production", "candidate", "noise")
+SPLITS = ("tune", "holdout")
 
 
 def record(case: dict[str, Any]) -> PairRecord:
@@ -166,11 +167,14 @@ def table(counts: dict[tuple[str, ...], list[int]], split: str, markdown: bool) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--split", choices=SPLITS, help="only this split (tune while tuning)")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     cases = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()]
+    splits = (args.split,) if args.split else SPLITS
+    cases = [c for c in cases if c["split"] in splits]
     counts, cpu_ms = evaluate(cases)
-    for split in ("tune", "holdout"):
+    for split in splits:
         n = sum(1 for c in cases if c["split"] == split)
         print(f"\n{split} split ({n} pairs): share of pairs queued for review")
         print("\n".join(table(counts, split, args.markdown)))

@@ -107,6 +107,56 @@ def test_an_acceptable_change_is_not_flagged(
     assert flagged(detector.compare(production, candidate)) == []
 
 
+@pytest.mark.parametrize(
+    ("production", "candidate"),
+    [
+        # The flipped sentences share one word; every other sentence has found its partner.
+        ("For a child the usual dose is 150 mg every 8 hours. Give it with food or milk.",
+         "Most children can have 150 mg every 8 hours. It is best not given after a meal."),
+        ("Adults should do 150 minutes of exercise a week. A short warm-up helps prevent injury.",
+         "Aim for 150 minutes of exercise a week. Do not warm up before you start."),
+        # `No,` answers the question; `never` negates the statement.
+        ("No, never put cast iron in the dishwasher.", "Yes, cast iron can go in the dishwasher."),
+        ("Open the oven to check on it after ten minutes.",
+         "Keep the oven door closed for the first ten minutes."),
+        ("On this train a reservation is compulsory, and you cannot board without one.",
+         "On this train a reservation is compulsory, and you can board without one."),
+    ],
+)  # fmt: skip
+def test_a_reworded_negation_flip_is_found(
+    detector: Detector, production: str, candidate: str
+) -> None:
+    found = flagged(detector.compare(production, candidate))
+    assert [e.kind for e in found] == ["negation"], [e.message for e in found]
+
+
+@pytest.mark.parametrize(
+    ("production", "candidate"),
+    [
+        ("Never leave a candle burning unattended, and keep it away from curtains.",
+         "Don't leave candles burning when you're not in the room, and keep them away from "
+         "curtains."),
+        ("Do not drink alcohol while taking it.", "Avoid alcohol while you are taking it."),
+        ("You can take it with or without food.",
+         "Food makes no difference, so take it whenever suits you."),
+        ("No, the exam is closed book: you may not bring notes or textbooks.",
+         "The exam is closed book, so notes and textbooks are not permitted."),
+        ("Personal laptops are not allowed on the network. Use the company laptop for all work.",
+         "You can't connect a personal laptop to the network, so do all your work on the "
+         "company laptop."),
+        ("Yes, you can cancel at any time from the billing page. There is no cancellation fee.",
+         "You can cancel at any time on the billing page, free of charge."),
+        # A limit reworded with a cue of its own and the same value is kept.
+        ("Children can have 200 mg every 8 hours. The maximum is 4 doses in a day.",
+         "Children can have 200 mg every 8 hours. Give no more than 4 doses in 24 hours."),
+    ],
+)  # fmt: skip
+def test_a_reworded_negation_that_keeps_its_meaning_is_not_flagged(
+    detector: Detector, production: str, candidate: str
+) -> None:
+    assert flagged(detector.compare(production, candidate)) == []
+
+
 def test_offsets_point_at_the_values_in_both_answers(detector: Detector) -> None:
     production = "Take 500 mg twice a day."
     candidate = "You should take 5 g twice a day."

@@ -74,13 +74,13 @@ STOPWORDS: Final = word_set(
 )
 
 
-_SUFFIX: Final = re.compile(r"(?:'s|ies|es|s|ed|ing|ly)$")
+_SUFFIX: Final = re.compile(r"(?:'s|ies|es|s|ed|en|ing|ly)$")
 
 
 @lru_cache(maxsize=65_536)
 def stem(word: str) -> str:
     """A crude stem: common English endings and a final e off, then the first five letters,
-    so `limits` and `limited`, `file` and `filing`, `retry` and `retrying` meet."""
+    so `limits` and `limited`, `file` and `filing`, `give` and `given` meet."""
     base = _SUFFIX.sub("", word)
     base = base if len(base) >= 3 else word
     return (base[:-1] if base.endswith("e") and len(base) > 3 else base)[:5]

@@ -21,6 +21,7 @@ from scoring.signals import (
     tools,
 )
 from scoring.signals._pair import PairView
+from scoring.signals.pairing import sentence_pairs
 from scoring.signals.parse import parse
 
 
@@ -60,10 +61,11 @@ class Detector:
             return found  # every word differs; the other prose signals would only echo it
         changed_values = numbers.compare(pair, prompt)
         found += changed_values
-        found += negation.compare(pair)
+        statements = sentence_pairs(pair, negation.CUES)
+        found += negation.compare(pair, statements)
         found += entities.compare(pair, self._vocabulary)
         explained = frozenset(
             e.production_span for e in changed_values if e.production_span and e.candidate_span
         )
-        found += removals.compare(pair, explained)
+        found += removals.compare(pair, statements, explained)
         return found
