@@ -37,6 +37,10 @@ def _unmatched(mine: list[Value], theirs: list[Value]) -> list[Value]:
     return left
 
 
+def _amounts(found: list[Value]) -> list[Value]:
+    return [v for v in found if not v.unit_only]
+
+
 def _vague(value: Value) -> bool:
     """A bare count (`on day one`) or a unit without a number (`a day`): often reworded."""
     return value.dimension == "count" or value.unit_only
@@ -62,11 +66,12 @@ def compare(pair: PairView, prompt: str = "") -> list[Evidence]:
     ]
     removed = _unmatched(production, candidate)
     added = _unmatched(candidate, production)
-    # Values of a changed block that the other answer states anywhere are not changes.
+    # Values of a changed block that the other answer states anywhere are not changes; a
+    # rate's unit (`600 requests per minute`) states no amount (`retry after 60 seconds`).
     if removed:
-        removed = _unmatched(removed, pair.candidate.values)
+        removed = _unmatched(removed, _amounts(pair.candidate.values))
     if added:
-        added = _unmatched(added, pair.production.values)
+        added = _unmatched(added, _amounts(pair.production.values))
     if added and prompt:
         added = _unmatched(added, values(prompt))
     found: list[Evidence] = []
