@@ -73,6 +73,8 @@ STATIONS = ("Gare de Lyon", "Paddington", "Hauptbahnhof", "Atocha", "Termini")
 ROOMS = ("Orion", "Vega", "Sirius", "Lyra", "Atlas")
 PRODUCTS = ("Pixel 8", "iPhone 15", "Galaxy S24", "ThinkPad X1", "MacBook Air")
 DATABASES = ("PostgreSQL", "MySQL", "SQLite", "MariaDB")
+DOCTORS = ("Dr. Nguyen", "Dr. Rossi", "Dr. Adebayo", "Prof. Keller", "Dr. O'Brien")
+CLINICS = ("Riverside", "St. Mary's", "Northgate", "Elm Street")
 
 TOPICS: tuple[Topic, ...] = (
     Topic(
@@ -704,6 +706,40 @@ TOPICS: tuple[Topic, ...] = (
             ),
         ),
         tags=("lists", "tech"),
+    ),
+    Topic(
+        id="appointment",
+        prompt="When is my appointment and what should I bring?",
+        slots={
+            "doctor": ent(*DOCTORS),
+            "clinic": ent(*CLINICS),
+            "day": when(date(2025, 2, 11), date(2025, 7, 3), date(2025, 12, 9)),
+            "time": at((8, 30), (11, 15), (16, 0)),
+            "early": count((15, "minutes"), (10, "minutes")),
+        },
+        wordings=(
+            (
+                "Your appointment with {doctor} is on {day} at {time}, at the {clinic} clinic.",
+                "Please arrive {early} early to check in.",
+                "{MOD:You must bring your insurance card|You may bring your insurance card}.",
+                "{NEG:Eat normally beforehand|Do not eat anything beforehand}.",
+            ),
+            (
+                "You are seeing {doctor} at {time} on {day} ({clinic} clinic).",
+                "{NEG:There is no need to fast before the visit|Fast before the visit}.",
+                "{MOD:Bringing your insurance card is required|Bringing your insurance card is "
+                "optional}, and check-in opens {early} before your slot.",
+            ),
+            (
+                "{doctor} will see you on {day} at {time} at {clinic}.",
+                "{MOD:Have your insurance card with you; reception needs it|Have your insurance "
+                "card with you if it's handy}.",
+                "Check in {early} ahead.",
+                "{NEG:You can have breakfast as usual|Skip breakfast and don't eat before you "
+                "come}.",
+            ),
+        ),
+        tags=("medical",),
     ),
     # Production itself varies these facts from run to run.
     Topic(

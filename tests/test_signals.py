@@ -56,8 +56,11 @@ DOSE = (
         (DOSE, DOSE.replace("Take it with food.", "Do not take it with food."), "negation",
          "Take it with food"),
         ("You must keep the receipt.", "You may keep the receipt.", "modality", "strong → weak"),
+        ("You must reserve a seat on this service.",
+         "A seat reservation is possible but not needed to board.", "modality", "strong → weak"),
         ("Your flight to Paris leaves at noon.", "Your flight to Lyon leaves at noon.", "entity",
          "Paris → Lyon"),
+        ("Call Dr. Patel tomorrow.", "Tomorrow, call Dr. Okafor.", "entity", "Patel → Okafor"),
         ("Take ibuprofen for the pain, every six hours.",
          "Take naproxen for the pain, every six hours.", "entity", "ibuprofen → naproxen"),
         ("Mix bleach with water. Never mix bleach with ammonia, as it releases toxic gas.",
@@ -122,6 +125,10 @@ def test_an_acceptable_change_is_not_flagged(
         ("No, never put cast iron in the dishwasher.", "Yes, cast iron can go in the dishwasher."),
         ("Open the oven to check on it after ten minutes.",
          "Keep the oven door closed for the first ten minutes."),
+        # Merged into a sentence another statement already claimed: `such as` is no clause.
+        ("Report it within 30 days. The excess is £99 per claim. Accidental damage is covered.",
+         "You have 30 days to claim. Accidents such as a dropped phone aren't included; each "
+         "claim has an excess of £99."),
         ("On this train a reservation is compulsory, and you cannot board without one.",
          "On this train a reservation is compulsory, and you can board without one."),
     ],

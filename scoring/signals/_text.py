@@ -8,7 +8,12 @@ from typing import Final, NamedTuple
 
 _CURLY_APOSTROPHE: Final = "\u2019"
 _WORD: Final = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
-_SENTENCE_END: Final = re.compile(r"(?<=[.!?:])\s+|\n+")
+# A title or a common abbreviation does not end a sentence (`Dr. Patel`, `e.g. rice`).
+_ABBREVIATIONS: Final = "".join(
+    rf"(?<!\b{re.escape(a)})"
+    for a in ("Dr.", "Mr.", "Mrs.", "Ms.", "St.", "Prof.", "e.g.", "i.e.", "vs.", "approx.")
+)
+_SENTENCE_END: Final = re.compile(rf"(?<=[.!?:]){_ABBREVIATIONS}\s+|\n+")
 
 
 class Token(NamedTuple):

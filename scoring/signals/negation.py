@@ -50,11 +50,17 @@ _AWAY: Final = re.compile(
     r"\b(?:keep|stay|kept|stays|keeps)\b(?:\W+\w+){0,3}?\W+(?:away|out|closed|shut)\b", re.I
 )
 _OBLIGATION: Final = re.compile(r"\b(?:need|needs|have|has) to\b", re.I)
+# An obligation denied is a permission: `not needed`, `no need to`, `don't have to`.
+_NOT_NEEDED: Final = re.compile(
+    r"\b(?:not|no|needn't|(?:do|does|did)n't|(?:do|does) not)\s+(?:\w+\s+)?"
+    r"(?:needed|necessary|required|mandatory|compulsory|need|have to|has to)\b",
+    re.I,
+)
 _PERMISSION: Final = re.compile(r"\bif you (?:like|wish|want|prefer)\b|\bup to you\b", re.I)
 # A negation reaches to the end of its clause: punctuation or a subordinating conjunction
 # (`Avoid alcohol | while taking it`); `and` and `or` join words more often than clauses.
 _CLAUSE_END: Final = word_set(
-    ", ; : ( ) because while although though if when whenever unless since until so but as whereas"
+    ", ; : ( ) because while although though if when whenever unless since until so but whereas"
 )
 _DETERMINERS: Final = word_set("no none nothing nobody neither nor without nowhere")
 _END: Final = Token(";", -1, -1)
@@ -112,6 +118,8 @@ def _flipped(mine: Polarity, theirs: Polarity) -> bool:
 
 def _modality(toks: list[Token], sentence: Sentence, text: str) -> str | None:
     words = {t.norm for t in toks[sentence.first : sentence.last]}
+    if _NOT_NEEDED.search(text, sentence.start, sentence.end):
+        return "weak"
     if words & STRONG or _OBLIGATION.search(text[sentence.start : sentence.end]):
         return "strong"
     if words & WEAK or _PERMISSION.search(text[sentence.start : sentence.end]):

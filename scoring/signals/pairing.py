@@ -3,10 +3,11 @@ however it was reworded, so that two statements can be compared for polarity and
 
 Two passes. A sentence that shares at least two content words and half of the shorter one's
 with a candidate sentence is paired with the best such sentence (several production sentences
-may merge into one). The changed sentences left over on both sides are then paired one to one,
-best first, when they share at least one content word or value: a reworded statement often
-keeps only its predicate (`Give it with food` / `It is best not given after a meal`), and once
-every other sentence has found its partner the leftovers are what was reworded.
+may merge into one). Each production sentence left over is then paired, best first, with the
+changed candidate sentence whose words the sentences already paired with it leave unsaid, when
+it shares at least one of those: a reworded statement often keeps only its predicate (`Give it
+with food` / `It is best not given after a meal`), and once every other statement has found its
+partner, what is left over on both sides is what was reworded.
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ def sentence_pairs(pair: PairView, ignore: frozenset[str]) -> list[tuple[Sentenc
         return []
     theirs = [_words(c.tokens, s, ignore) for s in c.sentences]
     # Candidate sentences no block touches are production's own, already accounted for.
-    free = {
+    touched = [
         n for n, s in enumerate(c.sentences)
         if pair.block_at("candidate", s.start, s.end) is not None
-    }  # fmt: skip
+    ]  # fmt: skip
+    # What of each candidate sentence the production sentences paired with it leave unsaid.
+    unsaid = {n: set(theirs[n]) for n in touched}
     paired: list[tuple[Sentence, Sentence]] = []
     left: list[tuple[Sentence, set[str]]] = []
     for sentence in changed:
@@ -59,19 +62,23 @@ def sentence_pairs(pair: PairView, ignore: frozenset[str]) -> list[tuple[Sentenc
         )
         if score >= SIMILAR:
             paired.append((sentence, c.sentences[best]))
-            free.discard(best)
+            if best in unsaid:
+                unsaid[best] -= mine
         else:
             left.append((sentence, mine))
+    # A sentence no statement claimed yet comes before the rest of a claimed one.
+    free = {n for n in touched if unsaid[n] == theirs[n]}
     options = sorted(
-        ((dice(mine, theirs[n]), i, n) for i, (_, mine) in enumerate(left) for n in free
-         if mine & theirs[n]),
+        ((n in free, dice(mine, unsaid[n]), i, n) for i, (_, mine) in enumerate(left)
+         for n in touched if mine & unsaid[n]),
         reverse=True,
     )  # fmt: skip
-    used_p: set[int] = set()
-    for _, i, n in options:
-        if i in used_p or n not in free:
+    done: set[int] = set()
+    for _, _, i, n in options:
+        sentence, mine = left[i]
+        if i in done or not mine & unsaid[n]:
             continue
-        used_p.add(i)
-        free.discard(n)
-        paired.append((left[i][0], c.sentences[n]))
+        done.add(i)
+        unsaid[n] -= mine
+        paired.append((sentence, c.sentences[n]))
     return paired
