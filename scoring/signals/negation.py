@@ -63,6 +63,8 @@ _CLAUSE_END: Final = word_set(
     ", ; : ( ) because while although though if when whenever unless since until so but whereas"
 )
 _DETERMINERS: Final = word_set("no none nothing nobody neither nor without nowhere")
+# `keep it away`, `stay out`: the words that start `_AWAY`.
+_NEGATING: Final = NEGATIONS | word_set("keep keeps kept stay stays")
 _END: Final = Token(";", -1, -1)
 
 
@@ -108,6 +110,14 @@ def _polarity(side: Parsed, sentence: Sentence) -> Polarity:
     return found
 
 
+def _may_negate(side: Parsed, sentence: Sentence) -> bool:
+    """Whether a sentence has a negation cue at all: most have none (a quick test first)."""
+    return any(
+        t.norm in _NEGATING or t.norm.endswith("n't")
+        for t in side.tokens[sentence.first : sentence.last]
+    )
+
+
 def _flipped(mine: Polarity, theirs: Polarity) -> bool:
     """A word in a negated clause on one side and in a plain one on the other, and no word
     negated on both."""
@@ -137,16 +147,25 @@ def compare(pair: PairView, statements: list[tuple[Sentence, Sentence]]) -> list
     """`statements`: production sentences paired with the candidate's (`pairing.py`)."""
     p, c = pair.production, pair.candidate
     found: list[Evidence] = []
-    mine = {sentence: _polarity(p, sentence) for sentence, _ in statements}
+    polarities: dict[Sentence, Polarity] = {}
+
+    def mine(sentence: Sentence) -> Polarity:
+        if sentence not in polarities:
+            polarities[sentence] = _polarity(p, sentence)
+        return polarities[sentence]
+
     for sentence, other in statements:
         before, after = _span(p.prose, sentence), _span(c.prose, other)
-        theirs = _polarity(c, other)
-        # Words of other production sentences merged into the same one are theirs.
-        for also, same in statements:
-            if same == other and also != sentence:
-                theirs.negated.difference_update(mine[also].words)
-                theirs.plain.difference_update(mine[also].words)
-        if _flipped(mine[sentence], theirs):
+        flipped = False
+        if _may_negate(p, sentence) or _may_negate(c, other):
+            theirs = _polarity(c, other)
+            # Words of other production sentences merged into the same one are theirs.
+            for also, same in statements:
+                if same == other and also != sentence:
+                    theirs.negated.difference_update(mine(also).words)
+                    theirs.plain.difference_update(mine(also).words)
+            flipped = _flipped(mine(sentence), theirs)
+        if flipped:
             found.append(
                 evidence(
                     "negation",

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import orjson
 
-from scoring.signals._text import Sentence, Token, sentences, tokens
+from scoring.signals._text import Sentence, Token, sentences, stem, tokens
 from scoring.signals.quantities import Value, values
 
 _FENCE: Final = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -71,6 +71,14 @@ class Parsed:
     @cached_property
     def values(self) -> list[Value]:
         return values(self.prose)
+
+    @cached_property
+    def stems(self) -> frozenset[str]:
+        return frozenset(stem(t.norm) for t in self.tokens)
+
+    @cached_property
+    def prose_lower(self) -> str:
+        return self.prose.lower()
 
 
 def _blank(chars: list[str], start: int, end: int) -> None:
