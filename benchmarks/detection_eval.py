@@ -1,7 +1,7 @@
 """Recall and false-alarm rate per kind on the labelled detection set, for the embedding alone,
 the embedding with the behavioural flags (the pipeline before the signals), and the embedding
 with flags and signals; on the tuning split and on the held-out split. Also the signals' CPU
-time per pair.
+time per pair (`signals_cpu.py`).
 
     python -m benchmarks.detection_eval [--data PATH] [--split tune|holdout] [--markdown]
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -25,30 +23,18 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks import signals_cpu
+from benchmarks._detection_set import DATA, record
 from gateway.config import ScoringConfig
-from gateway.records import Exchange, PairRecord
+from gateway.records import PairRecord
 from scoring.divergence import Flagger, NoiseFloor, cosine_distance, score_pair, signals_of
 from scoring.embedder import Embedder
 from scoring.signals.detect import Detector
 from scoring.signals.gate import EvidenceNoise, PairSignals
 
-DATA = Path(__file__).resolve().parent / "data" / "detection_pairs.jsonl"
 MODES = ("embedding", "+ flags", "+ signals")
 SIDES = ("production", "candidate", "noise")
 SPLITS = ("tune", "holdout")
-
-
-def record(case: dict[str, Any]) -> PairRecord:
-    def side(value: dict[str, Any] | None) -> Exchange | None:
-        if value is None:
-            return None
-        return Exchange(status=200, text=value["text"], finish_reason=value.get("finish_reason"))
-
-    production, candidate = side(case["production"]), side(case["candidate"])
-    assert production is not None and candidate is not None
-    return PairRecord(id=case["id"], ts=0.0, route=case["route"], request=case["request"],
-                      production=production, candidate=candidate,
-                      noise=side(case.get("noise")))  # fmt: skip
 
 
 def embed_all(embedder: Embedder, pairs: list[PairRecord]
@@ -122,9 +108,8 @@ def evaluate(cases: list[dict[str, Any]]) -> tuple[dict[tuple[str, ...], list[in
     counts: dict[tuple[str, ...], list[int]] = defaultdict(lambda: [0, 0])
     cpu_ms = []
     for case, pair, vector in zip(cases, pairs, vectors, strict=True):
-        started = time.thread_time_ns()
         signals = signals_of(pair, detector=detector, flagger=flagger)
-        cpu_ms.append((time.thread_time_ns() - started) / 1e6)
+        cpu_ms.append(signals_cpu.cpu_ms(pair, detector, flagger, repeat=3))
         decisions = decide(pair, vector, config, flagger, signals, noise[case["split"]])
         for mode, flagged in decisions.items():
             for split in (case["split"], "all"):
@@ -178,9 +163,7 @@ def main() -> None:
         n = sum(1 for c in cases if c["split"] == split)
         print(f"\n{split} split ({n} pairs): share of pairs queued for review")
         print("\n".join(table(counts, split, args.markdown)))
-    cpu_ms.sort()
-    print(f"\nsignals CPU per pair: median {statistics.median(cpu_ms):.3f} ms, "
-          f"p90 {cpu_ms[int(0.9 * len(cpu_ms))]:.3f} ms, max {cpu_ms[-1]:.3f} ms")  # fmt: skip
+    print(f"\nsignals CPU per pair (thread time, best of 3): {signals_cpu.summary(cpu_ms)}")
 
 
 if __name__ == "__main__":

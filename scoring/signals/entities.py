@@ -84,7 +84,7 @@ def _shape(name: str) -> str:
 
 def _mentioned(name: str, side: Parsed) -> bool:
     if name.islower() and name.isalpha():
-        return stem(name) in side.stems
+        return stem(name) in side.content_words
     return name.lower() in side.prose_lower
 
 

@@ -13,7 +13,7 @@ import re
 from typing import Final
 
 from scoring.records import Evidence, Severity
-from scoring.signals._pair import PairView, evidence
+from scoring.signals._pair import SIDES, PairView, evidence
 from scoring.signals.quantities import Value, values
 
 _LIMIT: Final = re.compile(
@@ -54,16 +54,15 @@ def compare(pair: PairView, prompt: str = "") -> list[Evidence]:
     """`prompt`: the user's request; a value the candidate takes from it is not new."""
     if not pair.blocks:
         return []
-    production = [
-        v
-        for v in values(pair.production.prose, pair.changed_sentences["production"])
-        if pair.block_at("production", v.start, v.end) is not None
-    ]
-    candidate = [
-        v
-        for v in values(pair.candidate.prose, pair.changed_sentences["candidate"])
-        if pair.block_at("candidate", v.start, v.end) is not None
-    ]
+    production, candidate = (
+        [
+            v
+            for sentence in pair.changed_sentences[name]
+            for v in pair.side(name).stated(sentence)
+            if pair.block_at(name, v.start, v.end) is not None
+        ]
+        for name in SIDES
+    )
     removed = _unmatched(production, candidate)
     added = _unmatched(candidate, production)
     # Values of a changed block that the other answer states anywhere are not changes; a

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import orjson
 
-from scoring.signals._text import Sentence, Token, sentences, stem, tokens
+from scoring.signals._text import Sentence, Token, content, sentences, tokens
 from scoring.signals.quantities import Value, values
 
 _FENCE: Final = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -68,13 +68,25 @@ class Parsed:
     def sentences(self) -> list[Sentence]:
         return sentences(self.prose, self.tokens)
 
-    @cached_property
-    def values(self) -> list[Value]:
-        return values(self.prose)
+    _stated: dict[int, list[Value]] = field(default_factory=dict, init=False, repr=False)
+
+    def stated(self, sentence: Sentence) -> list[Value]:
+        """The values one sentence states; each sentence is read once, whichever signal asks
+        (and for both comparisons production's answer takes part in)."""
+        found = self._stated.get(sentence.start)
+        if found is None:
+            found = values(self.prose, [(sentence.start, sentence.end)])
+            self._stated[sentence.start] = found
+        return found
 
     @cached_property
-    def stems(self) -> frozenset[str]:
-        return frozenset(stem(t.norm) for t in self.tokens)
+    def values(self) -> list[Value]:
+        return [v for sentence in self.sentences for v in self.stated(sentence)]
+
+    @cached_property
+    def content_words(self) -> set[str]:
+        """Stems of the answer's content words (`_text.content`)."""
+        return content(self.tokens, 0, len(self.tokens), frozenset())
 
     @cached_property
     def prose_lower(self) -> str:

@@ -14,7 +14,6 @@ from scoring.signals._pair import PairView, evidence
 from scoring.signals._text import Sentence, content
 from scoring.signals.negation import CUES, NEGATIONS, STRONG
 from scoring.signals.parse import Parsed
-from scoring.signals.quantities import values
 
 _WARNING: Final = re.compile(
     r"\b(?:warning|caution|danger|dangerous|toxic|poison\w*|risk\w*|harm\w*|emergency|"
@@ -22,14 +21,14 @@ _WARNING: Final = re.compile(
     r"keep \w+ (?:away|out)|out of reach|seek|doctor|call 9\d\d|do not|don't|must)\b",
     re.I,
 )
+_CUES: Final = NEGATIONS | STRONG
 COVERED: Final = 0.4
 """Share of a sentence's content words the candidate must state for it to count as kept."""
 
 
 def _warns(side: Parsed, sentence: Sentence) -> bool:
-    words = {t.norm for t in side.tokens[sentence.first : sentence.last]}
-    return bool(_WARNING.search(side.prose, sentence.start, sentence.end)) or bool(
-        words & (NEGATIONS | STRONG)
+    return any(t.norm in _CUES for t in side.tokens[sentence.first : sentence.last]) or bool(
+        _WARNING.search(side.prose, sentence.start, sentence.end)
     )
 
 
@@ -43,7 +42,6 @@ def compare(
     if not pair.blocks:
         return []
     p, c = pair.production, pair.candidate
-    c_words = content(c.tokens, 0, len(c.tokens), frozenset())
     partners = dict(statements)
     found: list[Evidence] = []
     for sentence in p.sentences:
@@ -56,10 +54,10 @@ def compare(
         if not mine:
             continue
         partner = partners.get(sentence)
-        worded = len(mine & c_words) / len(mine) >= COVERED or (
+        worded = len(mine & c.content_words) / len(mine) >= COVERED or (
             partner is not None and _warns(c, partner)
         )
-        stated = [v for v in values(p.prose, [(sentence.start, sentence.end)])
+        stated = [v for v in p.stated(sentence)
                   if not v.unit_only and (v.start, v.end) not in changed]  # fmt: skip
         if worded and all(any(v.same(o) for o in c.values) for v in stated):
             continue
