@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 
 from scoring.signals._text import Sentence, Token, content, sentences, tokens
-from scoring.signals.quantities import Value, values
+from scoring.signals.quantities import Value, sentence_values
 
 _FENCE: Final = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _JSON_FENCE: Final = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n?```\s*$", re.S)
@@ -75,7 +75,7 @@ class Parsed:
         (and for both comparisons production's answer takes part in)."""
         found = self._stated.get(sentence.start)
         if found is None:
-            found = values(self.prose, [(sentence.start, sentence.end)])
+            found = sentence_values(self.prose, self.tokens[sentence.first : sentence.last])
             self._stated[sentence.start] = found
         return found
 
