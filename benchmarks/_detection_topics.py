@@ -73,6 +73,8 @@ STATIONS = ("Gare de Lyon", "Paddington", "Hauptbahnhof", "Atocha", "Termini")
 ROOMS = ("Orion", "Vega", "Sirius", "Lyra", "Atlas")
 PRODUCTS = ("Pixel 8", "iPhone 15", "Galaxy S24", "ThinkPad X1", "MacBook Air")
 DATABASES = ("PostgreSQL", "MySQL", "SQLite", "MariaDB")
+DOCTORS = ("Dr. Nguyen", "Dr. Rossi", "Dr. Adebayo", "Prof. Keller", "Dr. O'Brien")
+CLINICS = ("Riverside", "St. Mary's", "Northgate", "Elm Street")
 
 TOPICS: tuple[Topic, ...] = (
     Topic(
@@ -136,6 +138,14 @@ TOPICS: tuple[Topic, ...] = (
                 "!The maximum is {times} in a day.",
                 "{MOD:Always check the dose on the leaflet against your child's weight|"
                 "Optionally check the dose on the leaflet against your child's weight}.",
+            ),
+            (
+                "At 8, a typical {drug} dose is {dose}, which you can repeat after {hours}.",
+                "!Don't go beyond {times} in any 24-hour period.",
+                "{NEG:It's kinder to the stomach to give it with a snack|There's no need to give "
+                "it with a snack}.",
+                "{MOD:Check the leaflet, because the dose has to match your child's weight|Check "
+                "the leaflet if you like, in case the dose should match your child's weight}.",
             ),
         ),
         tags=("medical",),
@@ -253,6 +263,13 @@ TOPICS: tuple[Topic, ...] = (
                 "{MOD:Keeping the receipt is required|Keeping the receipt is optional}.",
                 "Expect the money back within {process}.",
             ),
+            (
+                "Sorry to hear it arrived damaged. You have {days} from delivery to send it back.",
+                "{NEG:Our policy includes damaged goods|Our policy doesn't include damaged "
+                "goods}, and you'll be refunded {share} of the price within {process}.",
+                "{MOD:Hold on to your receipt, as we need it for the return|Hold on to your "
+                "receipt if you want, though we might not need it for the return}.",
+            ),
         ),
         tags=("support",),
     ),
@@ -279,6 +296,13 @@ TOPICS: tuple[Topic, ...] = (
                 "{NEG:Weekend transfers go out the same day|Weekend transfers do not go out the "
                 "same day}.",
                 "Most payments land in {days}.",
+            ),
+            (
+                "Sending money abroad costs {fee} per transfer and a {rate} exchange margin.",
+                "!There's a cap of {limit} a day.",
+                "{NEG:Transfers you make at the weekend are still sent|Transfers you make at the "
+                "weekend aren't sent until Monday}.",
+                "Expect the money within {days}.",
             ),
         ),
         tags=("finance",),
@@ -436,6 +460,12 @@ TOPICS: tuple[Topic, ...] = (
                 " injury}.",
                 "Moderate effort is around {hr} of maximum heart rate.",
             ),
+            (
+                "Try to get {minutes} a week of moderate exercise, at about {hr} of your maximum "
+                "heart rate.",
+                "Strength training on {strength} each week matters too.",
+                "{NEG:Always spend a few minutes warming up first|Don't bother warming up first}.",
+            ),
         ),
         tags=("health",),
     ),
@@ -460,6 +490,13 @@ TOPICS: tuple[Topic, ...] = (
                 "The late penalty is {penalty} of the tax owed for each month.",
                 "{MOD:Filing is required even when you cannot pay|Filing is optional when you "
                 "cannot pay}.",
+            ),
+            (
+                "Your deadline is {due}.",
+                "{MOD:Even if you can't pay yet, you have to send the return|If you can't pay "
+                "yet, you could send the return later}.",
+                "Each month late adds {penalty} of the unpaid tax, and an extension gives you "
+                "{extension} extra to file.",
             ),
         ),
         tags=("finance",),
@@ -508,6 +545,11 @@ TOPICS: tuple[Topic, ...] = (
                 "There is a departure at {time} from {station}.",
                 "{MOD:Seat reservations are compulsory|Seat reservations are optional}.",
                 "Tickets are {price} in standard class.",
+            ),
+            (
+                "Your next option is the {time} from {station}, and standard fares are {price}.",
+                "{MOD:You'll need a seat reservation to board|A seat reservation is possible but "
+                "not needed to board}.",
             ),
         ),
         tags=("travel",),
@@ -579,6 +621,13 @@ TOPICS: tuple[Topic, ...] = (
                 "damage}, with an excess of {excess}.",
                 "{MOD:A police report is required for theft|A police report is optional for "
                 "theft}.",
+            ),
+            (
+                "You have {days} after the damage to file a claim for your {product}.",
+                "{NEG:Accidents such as a dropped phone are included|Accidents such as a dropped "
+                "phone aren't included}; each claim has an excess of {excess}.",
+                "{MOD:For a theft, you need to get a police report first|For a theft, getting a "
+                "police report first is up to you}.",
             ),
         ),
         tags=("support",),
@@ -657,6 +706,40 @@ TOPICS: tuple[Topic, ...] = (
             ),
         ),
         tags=("lists", "tech"),
+    ),
+    Topic(
+        id="appointment",
+        prompt="When is my appointment and what should I bring?",
+        slots={
+            "doctor": ent(*DOCTORS),
+            "clinic": ent(*CLINICS),
+            "day": when(date(2025, 2, 11), date(2025, 7, 3), date(2025, 12, 9)),
+            "time": at((8, 30), (11, 15), (16, 0)),
+            "early": count((15, "minutes"), (10, "minutes")),
+        },
+        wordings=(
+            (
+                "Your appointment with {doctor} is on {day} at {time}, at the {clinic} clinic.",
+                "Please arrive {early} early to check in.",
+                "{MOD:You must bring your insurance card|You may bring your insurance card}.",
+                "{NEG:Eat normally beforehand|Do not eat anything beforehand}.",
+            ),
+            (
+                "You are seeing {doctor} at {time} on {day} ({clinic} clinic).",
+                "{NEG:There is no need to fast before the visit|Fast before the visit}.",
+                "{MOD:Bringing your insurance card is required|Bringing your insurance card is "
+                "optional}, and check-in opens {early} before your slot.",
+            ),
+            (
+                "{doctor} will see you on {day} at {time} at {clinic}.",
+                "{MOD:Have your insurance card with you; reception needs it|Have your insurance "
+                "card with you if it's handy}.",
+                "Check in {early} ahead.",
+                "{NEG:You can have breakfast as usual|Skip breakfast and don't eat before you "
+                "come}.",
+            ),
+        ),
+        tags=("medical",),
     ),
     # Production itself varies these facts from run to run.
     Topic(

@@ -46,6 +46,9 @@ DOSE = (
         (DOSE, DOSE.replace("500 mg", "5 g"), "number", "500 mg → 5 g"),
         (DOSE, DOSE.replace(" Do not take more than 4 g in 24 hours.", ""), "number",
          "limit 4 g removed"),
+        ("You can send 600 requests per minute; retry after 60 seconds.",
+         "You can send 600 requests per minute; retry after 120 seconds.", "number",
+         "60 seconds → 120 seconds"),
         ("The meeting is at 3 pm on Tuesday.", "The meeting is at 9 am on Tuesday.", "time",
          "3 pm → 9 am"),
         ("It is due on 14 March 2025.", "It is due on 15 March 2025.", "date",
@@ -53,8 +56,11 @@ DOSE = (
         (DOSE, DOSE.replace("Take it with food.", "Do not take it with food."), "negation",
          "Take it with food"),
         ("You must keep the receipt.", "You may keep the receipt.", "modality", "strong → weak"),
+        ("You must reserve a seat on this service.",
+         "A seat reservation is possible but not needed to board.", "modality", "strong → weak"),
         ("Your flight to Paris leaves at noon.", "Your flight to Lyon leaves at noon.", "entity",
          "Paris → Lyon"),
+        ("Call Dr. Patel tomorrow.", "Tomorrow, call Dr. Okafor.", "entity", "Patel → Okafor"),
         ("Take ibuprofen for the pain, every six hours.",
          "Take naproxen for the pain, every six hours.", "entity", "ibuprofen → naproxen"),
         ("Mix bleach with water. Never mix bleach with ammonia, as it releases toxic gas.",
@@ -102,6 +108,60 @@ def test_a_changed_fact_is_evidence_of_its_kind(
     ],
 )  # fmt: skip
 def test_an_acceptable_change_is_not_flagged(
+    detector: Detector, production: str, candidate: str
+) -> None:
+    assert flagged(detector.compare(production, candidate)) == []
+
+
+@pytest.mark.parametrize(
+    ("production", "candidate"),
+    [
+        # The flipped sentences share one word; every other sentence has found its partner.
+        ("For a child the usual dose is 150 mg every 8 hours. Give it with food or milk.",
+         "Most children can have 150 mg every 8 hours. It is best not given after a meal."),
+        ("Adults should do 150 minutes of exercise a week. A short warm-up helps prevent injury.",
+         "Aim for 150 minutes of exercise a week. Do not warm up before you start."),
+        # `No,` answers the question; `never` negates the statement.
+        ("No, never put cast iron in the dishwasher.", "Yes, cast iron can go in the dishwasher."),
+        ("Open the oven to check on it after ten minutes.",
+         "Keep the oven door closed for the first ten minutes."),
+        # Merged into a sentence another statement already claimed: `such as` is no clause.
+        ("Report it within 30 days. The excess is £99 per claim. Accidental damage is covered.",
+         "You have 30 days to claim. Accidents such as a dropped phone aren't included; each "
+         "claim has an excess of £99."),
+        ("On this train a reservation is compulsory, and you cannot board without one.",
+         "On this train a reservation is compulsory, and you can board without one."),
+    ],
+)  # fmt: skip
+def test_a_reworded_negation_flip_is_found(
+    detector: Detector, production: str, candidate: str
+) -> None:
+    found = flagged(detector.compare(production, candidate))
+    assert [e.kind for e in found] == ["negation"], [e.message for e in found]
+
+
+@pytest.mark.parametrize(
+    ("production", "candidate"),
+    [
+        ("Never leave a candle burning unattended, and keep it away from curtains.",
+         "Don't leave candles burning when you're not in the room, and keep them away from "
+         "curtains."),
+        ("Do not drink alcohol while taking it.", "Avoid alcohol while you are taking it."),
+        ("You can take it with or without food.",
+         "Food makes no difference, so take it whenever suits you."),
+        ("No, the exam is closed book: you may not bring notes or textbooks.",
+         "The exam is closed book, so notes and textbooks are not permitted."),
+        ("Personal laptops are not allowed on the network. Use the company laptop for all work.",
+         "You can't connect a personal laptop to the network, so do all your work on the "
+         "company laptop."),
+        ("Yes, you can cancel at any time from the billing page. There is no cancellation fee.",
+         "You can cancel at any time on the billing page, free of charge."),
+        # A limit reworded with a cue of its own and the same value is kept.
+        ("Children can have 200 mg every 8 hours. The maximum is 4 doses in a day.",
+         "Children can have 200 mg every 8 hours. Give no more than 4 doses in 24 hours."),
+    ],
+)  # fmt: skip
+def test_a_reworded_negation_that_keeps_its_meaning_is_not_flagged(
     detector: Detector, production: str, candidate: str
 ) -> None:
     assert flagged(detector.compare(production, candidate)) == []

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from scoring.records import Evidence, Severity
+from scoring.signals._text import Sentence
 from scoring.signals.align import Change, changes
 from scoring.signals.parse import Parsed
 from scoring.signals.quantities import may_state
@@ -46,14 +47,14 @@ class PairView:
         return out
 
     @cached_property
-    def changed_sentences(self) -> dict[str, list[tuple[int, int]]]:
-        """Per side: character spans of the sentences that overlap a changed block and may
-        state a value (a digit, a number word, a month...: see `quantities.may_state`)."""
-        out: dict[str, list[tuple[int, int]]] = {}
+    def changed_sentences(self) -> dict[str, list[Sentence]]:
+        """Per side: the sentences that overlap a changed block and may state a value (a
+        digit, a number word, a month...: see `quantities.may_state`)."""
+        out: dict[str, list[Sentence]] = {}
         for name in SIDES:
             side = self.side(name)
             out[name] = [
-                (s.start, s.end) for s in side.sentences
+                s for s in side.sentences
                 if self.block_at(name, s.start, s.end) is not None
                 and may_state(side.tokens[s.first : s.last])
             ]  # fmt: skip

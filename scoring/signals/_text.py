@@ -8,7 +8,12 @@ from typing import Final, NamedTuple
 
 _CURLY_APOSTROPHE: Final = "\u2019"
 _WORD: Final = re.compile(r"\w+(?:'\w+)*|[^\w\s]")
-_SENTENCE_END: Final = re.compile(r"(?<=[.!?:])\s+|\n+")
+# A title or a common abbreviation does not end a sentence (`Dr. Patel`, `e.g. rice`).
+_ABBREVIATIONS: Final = "".join(
+    rf"(?<!\b{re.escape(a)})"
+    for a in ("Dr.", "Mr.", "Mrs.", "Ms.", "St.", "Prof.", "e.g.", "i.e.", "vs.", "approx.")
+)
+_SENTENCE_END: Final = re.compile(rf"(?<=[.!?:]){_ABBREVIATIONS}\s+|\n+")
 
 
 class Token(NamedTuple):
@@ -30,7 +35,12 @@ def tokens(text: str) -> list[Token]:
     """Word and punctuation tokens, lower-cased, curly apostrophes straightened."""
     if _CURLY_APOSTROPHE in text:
         text = text.replace(_CURLY_APOSTROPHE, "'")
-    return [Token(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
+    lower = text.lower()
+    if len(lower) != len(text):  # `İ` lower-cases to two characters: offsets would shift
+        return [Token(m.group().lower(), m.start(), m.end()) for m in _WORD.finditer(text)]
+    # The hottest loop of the signals: tuple.__new__ skips NamedTuple's keyword handling.
+    make = tuple.__new__
+    return [make(Token, (m.group(), m.start(), m.end())) for m in _WORD.finditer(lower)]
 
 
 def sentences(text: str, toks: list[Token]) -> list[Sentence]:
@@ -74,13 +84,13 @@ STOPWORDS: Final = word_set(
 )
 
 
-_SUFFIX: Final = re.compile(r"(?:'s|ies|es|s|ed|ing|ly)$")
+_SUFFIX: Final = re.compile(r"(?:'s|ies|es|s|ed|en|ing|ly)$")
 
 
 @lru_cache(maxsize=65_536)
 def stem(word: str) -> str:
     """A crude stem: common English endings and a final e off, then the first five letters,
-    so `limits` and `limited`, `file` and `filing`, `retry` and `retrying` meet."""
+    so `limits` and `limited`, `file` and `filing`, `give` and `given` meet."""
     base = _SUFFIX.sub("", word)
     base = base if len(base) >= 3 else word
     return (base[:-1] if base.endswith("e") and len(base) > 3 else base)[:5]

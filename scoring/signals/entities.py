@@ -82,30 +82,20 @@ def _shape(name: str) -> str:
     return "rare" if name.islower() and name.isalpha() else "name"
 
 
-def _mentioned(name: str, text_lower: str, stems: set[str]) -> bool:
+def _mentioned(name: str, side: Parsed) -> bool:
     if name.islower() and name.isalpha():
-        return stem(name) in stems
-    return name.lower() in text_lower
+        return stem(name) in side.content_words
+    return name.lower() in side.prose_lower
 
 
 def compare(pair: PairView, vocabulary: frozenset[str]) -> list[Evidence]:
     p, c = pair.production, pair.candidate
-    p_lower, c_lower = p.prose.lower(), c.prose.lower()
-    p_stems = {stem(t.norm) for t in p.tokens}
-    c_stems = {stem(t.norm) for t in c.tokens}
-    removed: list[tuple[str, int, int]] = []
-    added: list[tuple[str, int, int]] = []
-    for block in pair.blocks:
-        removed += [
-            n
-            for n in _names(p, block.p0, block.p1, vocabulary)
-            if not _mentioned(n[0], c_lower, c_stems)
-        ]
-        added += [
-            n
-            for n in _names(c, block.c0, block.c1, vocabulary)
-            if not _mentioned(n[0], p_lower, p_stems)
-        ]
+    removed = [n for b in pair.blocks for n in _names(p, b.p0, b.p1, vocabulary)]
+    added = [n for b in pair.blocks for n in _names(c, b.c0, b.c1, vocabulary)]
+    if not removed or not added:
+        return []
+    removed = [n for n in removed if not _mentioned(n[0], c)]
+    added = [n for n in added if not _mentioned(n[0], p)]
     found: list[Evidence] = []
     for old in removed:
         new = next((n for n in added if _shape(n[0]) == _shape(old[0])), None)

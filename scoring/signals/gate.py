@@ -24,6 +24,7 @@ from gateway.config import DetectionConfig
 from gateway.records import PairRecord
 from scoring.records import Evidence, Severity
 from scoring.signals.detect import Detector
+from scoring.signals.parse import parse
 
 # Behavioural flags as evidence: how much each one matters to a reviewer.
 FLAG_SEVERITY: Final[dict[str, Severity]] = {
@@ -70,7 +71,7 @@ def pair_signals(
 ) -> PairSignals:
     """Run the signals on a pair (pure; safe in a worker thread)."""
     prompt = prompt_of(pair.request)
-    production = pair.production.text
+    production = parse(pair.production.text)
     found = detector.compare(production, pair.candidate.text, prompt=prompt,
                              wants_json=wants_json, content=not skip_content)  # fmt: skip
     noise = None

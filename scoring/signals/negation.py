@@ -1,18 +1,28 @@
 """Negation and modality flips on the same statement: each changed sentence of production is
-paired with the candidate sentence that shares most of its content words (wherever it moved
-to), and the two are compared for polarity (`take it with food` / `do not take it with food`,
+paired with the candidate sentence that says the same thing (`pairing.py`), and the two are
+compared for polarity (`take it with food` / `do not take it with food`,
 `covered` / `excluded`) and for the strength of obligation (`must` / `may`, `required` /
 `optional`). Limits worded as negations (`no more than`, `do not exceed`) are not negations.
+
+Polarity is per word, not per sentence: a content word is negated when an odd number of
+negation cues precede it in its clause (`cannot board without one`: `board` negated, `one`
+not). A flip is a word negated on one side and stated plainly on the other, while no word is
+negated on both: `Avoid alcohol while taking it` / `Do not take it with alcohol` negate the
+same thing (`alcohol`) and are not a flip, however the cues fall. When several production
+sentences merged into one candidate sentence, each is compared with what the others do not
+explain (`You can cancel...` / `There is no cancellation fee` / `You can cancel..., free of
+charge`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, NamedTuple
 
 from scoring.records import Evidence
 from scoring.signals._pair import PairView, evidence
-from scoring.signals._text import Sentence, Token, content, word_set
+from scoring.signals._text import STOPWORDS, Sentence, Token, stem, word_set
+from scoring.signals.parse import Parsed
 
 NEGATIONS: Final = word_set(
     "not no never cannot without none nothing nobody neither nor avoid avoiding excluded "
@@ -37,29 +47,89 @@ _LIMIT: Final = re.compile(
     re.I,
 )
 _AWAY: Final = re.compile(
-    r"\b(?:keep|stay|kept|stays|keeps)\b(?:\W+\w+){0,3}?\W+(?:away|out)\b", re.I
+    r"\b(?:keep|stay|kept|stays|keeps)\b(?:\W+\w+){0,3}?\W+(?:away|out|closed|shut)\b", re.I
 )
 _OBLIGATION: Final = re.compile(r"\b(?:need|needs|have|has) to\b", re.I)
+# An obligation denied is a permission: `not needed`, `no need to`, `don't have to`.
+_NOT_NEEDED: Final = re.compile(
+    r"\b(?:not|no|needn't|(?:do|does|did)n't|(?:do|does) not)\s+(?:\w+\s+)?"
+    r"(?:needed|necessary|required|mandatory|compulsory|need|have to|has to)\b",
+    re.I,
+)
 _PERMISSION: Final = re.compile(r"\bif you (?:like|wish|want|prefer)\b|\bup to you\b", re.I)
-SIMILAR: Final = 0.5
-"""Share of the shorter sentence's content words the other must have to be the same
-statement (at least two words)."""
+# A negation reaches to the end of its clause: punctuation or a subordinating conjunction
+# (`Avoid alcohol | while taking it`); `and` and `or` join words more often than clauses.
+_CLAUSE_END: Final = word_set(
+    ", ; : ( ) because while although though if when whenever unless since until so but whereas"
+)
+_DETERMINERS: Final = word_set("no none nothing nobody neither nor without nowhere")
+# `keep it away`, `stay out`: the words that start `_AWAY`.
+_NEGATING: Final = NEGATIONS | word_set("keep keeps kept stay stays")
+_END: Final = Token(";", -1, -1)
 
 
-def _negations(toks: list[Token], sentence: Sentence, text: str) -> int:
-    words = text[sentence.start : sentence.end]
-    limits = sum(1 for _ in _LIMIT.finditer(words))
-    away = sum(1 for _ in _AWAY.finditer(words))
-    count = sum(
-        1
-        for t in toks[sentence.first : sentence.last]
-        if t.norm in NEGATIONS or t.norm.endswith("n't")
+class Polarity(NamedTuple):
+    negated: set[str]
+    plain: set[str]
+
+    @property
+    def words(self) -> set[str]:
+        return self.negated | self.plain
+
+
+def _polarity(side: Parsed, sentence: Sentence) -> Polarity:
+    """Stems of a sentence's content words, negated or plain. A verb's negation (`not`,
+    `never`, `avoid`, `forbidden`) covers its whole clause, subject included (`notes are not
+    permitted`); a determiner's (`no`, `without`) what follows it (`food makes no
+    difference`)."""
+    text, toks = side.prose, side.tokens
+    limits = [m.span() for m in _LIMIT.finditer(text, sentence.start, sentence.end)]
+    away = {m.start() for m in _AWAY.finditer(text, sentence.start, sentence.end)}
+    found = Polarity(set(), set())
+    clause: list[tuple[str, int]] = []
+    whole = ahead = 0
+    before = ("", "")
+    for t in [*toks[sentence.first : sentence.last], _END]:
+        word = t.norm
+        if word in _CLAUSE_END:
+            for stemmed, cues in clause:
+                (found.negated if (whole + cues) % 2 else found.plain).add(stemmed)
+            clause, whole, ahead = [], 0, 0
+        elif t.start in away or (
+            (word in NEGATIONS or word.endswith("n't"))
+            and not any(a <= t.start < b for a, b in limits)
+            and before != ("with", "or")  # `with or without food`
+        ):
+            if word in _DETERMINERS:
+                ahead += 1
+            else:
+                whole += 1
+        elif word[0].isalpha() and word not in STOPWORDS and word not in CUES:
+            clause.append((stem(word), ahead))
+        before = (before[1], word)
+    return found
+
+
+def _may_negate(side: Parsed, sentence: Sentence) -> bool:
+    """Whether a sentence has a negation cue at all: most have none (a quick test first)."""
+    return any(
+        t.norm in _NEGATING or t.norm.endswith("n't")
+        for t in side.tokens[sentence.first : sentence.last]
     )
-    return count - limits + away
+
+
+def _flipped(mine: Polarity, theirs: Polarity) -> bool:
+    """A word in a negated clause on one side and in a plain one on the other, and no word
+    negated on both."""
+    if mine.negated & theirs.negated:
+        return False
+    return bool(mine.negated & theirs.plain or theirs.negated & mine.plain)
 
 
 def _modality(toks: list[Token], sentence: Sentence, text: str) -> str | None:
     words = {t.norm for t in toks[sentence.first : sentence.last]}
+    if _NOT_NEEDED.search(text, sentence.start, sentence.end):
+        return "weak"
     if words & STRONG or _OBLIGATION.search(text[sentence.start : sentence.end]):
         return "strong"
     if words & WEAK or _PERMISSION.search(text[sentence.start : sentence.end]):
@@ -69,33 +139,33 @@ def _modality(toks: list[Token], sentence: Sentence, text: str) -> str | None:
     return None
 
 
-def _overlap(a: set[str], b: set[str]) -> float:
-    shared = len(a & b)
-    return shared / min(len(a), len(b)) if shared >= 2 else 0.0
-
-
 def _span(text: str, sentence: Sentence) -> tuple[str, int, int]:
     return text[sentence.start : sentence.end], sentence.start, sentence.end
 
 
-def compare(pair: PairView) -> list[Evidence]:
-    if not pair.blocks:
-        return []
+def compare(pair: PairView, statements: list[tuple[Sentence, Sentence]]) -> list[Evidence]:
+    """`statements`: production sentences paired with the candidate's (`pairing.py`)."""
     p, c = pair.production, pair.candidate
-    c_content = [content(c.tokens, s.first, s.last, CUES) for s in c.sentences]
     found: list[Evidence] = []
-    for sentence in p.sentences:
-        if pair.block_at("production", sentence.start, sentence.end) is None:
-            continue
-        mine = content(p.tokens, sentence.first, sentence.last, CUES)
-        if not mine or not c_content:
-            continue
-        score, best = max((_overlap(mine, other), n) for n, other in enumerate(c_content))
-        if score < SIMILAR:
-            continue
-        other = c.sentences[best]
+    polarities: dict[Sentence, Polarity] = {}
+
+    def mine(sentence: Sentence) -> Polarity:
+        if sentence not in polarities:
+            polarities[sentence] = _polarity(p, sentence)
+        return polarities[sentence]
+
+    for sentence, other in statements:
         before, after = _span(p.prose, sentence), _span(c.prose, other)
-        if _negations(p.tokens, sentence, p.prose) % 2 != _negations(c.tokens, other, c.prose) % 2:
+        flipped = False
+        if _may_negate(p, sentence) or _may_negate(c, other):
+            theirs = _polarity(c, other)
+            # Words of other production sentences merged into the same one are theirs.
+            for also, same in statements:
+                if same == other and also != sentence:
+                    theirs.negated.difference_update(mine(also).words)
+                    theirs.plain.difference_update(mine(also).words)
+            flipped = _flipped(mine(sentence), theirs)
+        if flipped:
             found.append(
                 evidence(
                     "negation",

@@ -13,7 +13,7 @@ import re
 from typing import Final
 
 from scoring.records import Evidence, Severity
-from scoring.signals._pair import PairView, evidence
+from scoring.signals._pair import SIDES, PairView, evidence
 from scoring.signals.quantities import Value, values
 
 _LIMIT: Final = re.compile(
@@ -37,6 +37,10 @@ def _unmatched(mine: list[Value], theirs: list[Value]) -> list[Value]:
     return left
 
 
+def _amounts(found: list[Value]) -> list[Value]:
+    return [v for v in found if not v.unit_only]
+
+
 def _vague(value: Value) -> bool:
     """A bare count (`on day one`) or a unit without a number (`a day`): often reworded."""
     return value.dimension == "count" or value.unit_only
@@ -50,23 +54,23 @@ def compare(pair: PairView, prompt: str = "") -> list[Evidence]:
     """`prompt`: the user's request; a value the candidate takes from it is not new."""
     if not pair.blocks:
         return []
-    production = [
-        v
-        for v in values(pair.production.prose, pair.changed_sentences["production"])
-        if pair.block_at("production", v.start, v.end) is not None
-    ]
-    candidate = [
-        v
-        for v in values(pair.candidate.prose, pair.changed_sentences["candidate"])
-        if pair.block_at("candidate", v.start, v.end) is not None
-    ]
+    production, candidate = (
+        [
+            v
+            for sentence in pair.changed_sentences[name]
+            for v in pair.side(name).stated(sentence)
+            if pair.block_at(name, v.start, v.end) is not None
+        ]
+        for name in SIDES
+    )
     removed = _unmatched(production, candidate)
     added = _unmatched(candidate, production)
-    # Values of a changed block that the other answer states anywhere are not changes.
+    # Values of a changed block that the other answer states anywhere are not changes; a
+    # rate's unit (`600 requests per minute`) states no amount (`retry after 60 seconds`).
     if removed:
-        removed = _unmatched(removed, pair.candidate.values)
+        removed = _unmatched(removed, _amounts(pair.candidate.values))
     if added:
-        added = _unmatched(added, pair.production.values)
+        added = _unmatched(added, _amounts(pair.production.values))
     if added and prompt:
         added = _unmatched(added, values(prompt))
     found: list[Evidence] = []

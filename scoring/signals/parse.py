@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import orjson
 
-from scoring.signals._text import Sentence, Token, sentences, tokens
-from scoring.signals.quantities import Value, values
+from scoring.signals._text import Sentence, Token, content, sentences, tokens
+from scoring.signals.quantities import Value, sentence_values
 
 _FENCE: Final = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _JSON_FENCE: Final = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n?```\s*$", re.S)
@@ -68,9 +68,29 @@ class Parsed:
     def sentences(self) -> list[Sentence]:
         return sentences(self.prose, self.tokens)
 
+    _stated: dict[int, list[Value]] = field(default_factory=dict, init=False, repr=False)
+
+    def stated(self, sentence: Sentence) -> list[Value]:
+        """The values one sentence states; each sentence is read once, whichever signal asks
+        (and for both comparisons production's answer takes part in)."""
+        found = self._stated.get(sentence.start)
+        if found is None:
+            found = sentence_values(self.prose, self.tokens[sentence.first : sentence.last])
+            self._stated[sentence.start] = found
+        return found
+
     @cached_property
     def values(self) -> list[Value]:
-        return values(self.prose)
+        return [v for sentence in self.sentences for v in self.stated(sentence)]
+
+    @cached_property
+    def content_words(self) -> set[str]:
+        """Stems of the answer's content words (`_text.content`)."""
+        return content(self.tokens, 0, len(self.tokens), frozenset())
+
+    @cached_property
+    def prose_lower(self) -> str:
+        return self.prose.lower()
 
 
 def _blank(chars: list[str], start: int, end: int) -> None:

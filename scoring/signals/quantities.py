@@ -311,6 +311,36 @@ def _joined_to_identifier(text: str, start: int) -> bool:
     return start >= 2 and text[start - 1] in "-_#" and text[start - 2].isalnum()
 
 
+_CURRENCY_SIGNS: Final = frozenset("$€£¥")
+_ANCHORS: Final = frozenset({*_SMALL, *_TENS, *_SCALES, *ONE_UNIT, *_CURRENCY_SIGNS})
+_DATE_WORDS: Final = frozenset(
+    {*MONTHS, *(m[:3] for m in MONTHS), *WEEKDAYS, *(w + "s" for w in WEEKDAYS)}
+)
+_TIME_WORDS: Final = frozenset({"noon", "midday", "midnight"})
+
+
+def sentence_values(text: str, toks: list[Token]) -> list[Value]:
+    """The values among the word tokens of one sentence of `text`, as `values` finds them.
+    The tokens say where a value may start (a digit, a currency sign, a number word) and
+    whether a date or a time may be there, so most sentences run no pattern at all and the
+    rest run the quantity pattern only where a value may start."""
+    anchors = []
+    dated = timed = False
+    for t in toks:
+        if t.norm[0].isdigit():
+            anchors.append(t.start)
+            dated = timed = True
+        elif t.norm in _ANCHORS:
+            anchors.append(t.start)
+        elif t.norm in _DATE_WORDS:
+            dated = True
+        elif t.norm in _TIME_WORDS:
+            timed = True
+    if not (anchors or dated or timed):
+        return []
+    return _window(text, toks[0].start, toks[-1].end, anchors, dated=dated, timed=timed)
+
+
 def values(text: str, windows: list[tuple[int, int]] | None = None) -> list[Value]:
     """Every number, quantity, date and time stated in `text` (or in its `windows`, character
     ranges such as the sentences that changed), in order of appearance."""
@@ -338,11 +368,36 @@ def _matches(text: str, start: int, end: int) -> list[re.Match[str]]:
     return out
 
 
-def _window(text: str, window_start: int, window_end: int) -> list[Value]:
+def _anchored(text: str, anchors: list[int], end: int) -> list[re.Match[str]]:
+    """`_QUANTITY` matches that start at the given offsets, none inside another."""
+    out = []
+    at = 0
+    for start in anchors:
+        if start < at:
+            continue
+        match = _QUANTITY.match(text, start, end)
+        if match:
+            out.append(match)
+            at = match.end()
+    return out
+
+
+def _window(
+    text: str,
+    window_start: int,
+    window_end: int,
+    anchors: list[int] | None = None,
+    *,
+    dated: bool = True,
+    timed: bool = True,
+) -> list[Value]:
     taken: list[tuple[int, int]] = []
-    found = _dates(text, taken, window_start, window_end)
-    matches = _matches(text, window_start, window_end)
-    if matches or "noon" in text or "mid" in text:
+    found = _dates(text, taken, window_start, window_end) if dated else []
+    if anchors is None:
+        matches = _matches(text, window_start, window_end)
+    else:
+        matches = _anchored(text, anchors, window_end)
+    if timed and (matches or "noon" in text or "mid" in text):
         found += _times(text, taken, window_start, window_end)
     numbers: list[Value] = []
     for m in matches:
