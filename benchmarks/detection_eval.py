@@ -210,10 +210,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument(
+        "--split", choices=["tune", "holdout"], help="only this split (tune while tuning)"
+    )
     args = parser.parse_args()
     cases = [json.loads(line) for line in args.data.read_text().splitlines() if line.strip()]
+    splits = (args.split,) if args.split else ("tune", "holdout")
+    cases = [c for c in cases if c["split"] in splits]
     counts, cpu_ms, asked = evaluate(cases)
-    for split in ("tune", "holdout"):
+    for split in splits:
         n = sum(1 for c in cases if c["split"] == split)
         print(f"\n{split} split ({n} pairs, {asked[split]} sent to the judge): "
               "share of pairs queued for review")  # fmt: skip
