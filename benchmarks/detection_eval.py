@@ -29,8 +29,9 @@ import aiohttp
 import numpy as np
 import numpy.typing as npt
 
+from benchmarks._detection_set import DATA, record
 from gateway.config import JudgeSelection, LlmJudgeConfig, ScoringConfig
-from gateway.records import Exchange, PairRecord
+from gateway.records import PairRecord
 from gateway.simulator import PROFILES, start
 from scoring.divergence import Flagger, NoiseFloor, cosine_distance, score_pair, signals_of
 from scoring.embedder import Embedder
@@ -41,23 +42,9 @@ from scoring.records import ScoreRecord
 from scoring.signals.detect import Detector
 from scoring.signals.gate import EvidenceNoise, PairSignals
 
-DATA = Path(__file__).resolve().parent / "data" / "detection_pairs.jsonl"
 MODES = ("embedding", "+ flags", "+ signals", "+ judge (simulated)")
 JUDGE_SELECTION = JudgeSelection(flagged=True, excess_above=0.1)
 SIDES = ("production", "candidate", "noise")
-
-
-def record(case: dict[str, Any]) -> PairRecord:
-    def side(value: dict[str, Any] | None) -> Exchange | None:
-        if value is None:
-            return None
-        return Exchange(status=200, text=value["text"], finish_reason=value.get("finish_reason"))
-
-    production, candidate = side(case["production"]), side(case["candidate"])
-    assert production is not None and candidate is not None
-    return PairRecord(id=case["id"], ts=0.0, route=case["route"], request=case["request"],
-                      production=production, candidate=candidate,
-                      noise=side(case.get("noise")))  # fmt: skip
 
 
 def embed_all(embedder: Embedder, pairs: list[PairRecord]
