@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import psutil
 
-from gateway.processes import Child
+from gateway.serving.processes import Child
 
 _MAIN = """\
 worker_processes 1;

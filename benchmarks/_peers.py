@@ -16,7 +16,7 @@ import aiohttp
 import uvloop
 from aiohttp import web
 
-from gateway.simulator import SimProfile, start
+from gateway.sim.simulator import SimProfile, start
 
 FLOOD_BYTES = 20 << 20
 FLOOD_CHUNK = 64 << 10

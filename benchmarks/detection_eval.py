@@ -32,7 +32,7 @@ import numpy.typing as npt
 from benchmarks._detection_set import DATA, record
 from gateway.config import JudgeSelection, LlmJudgeConfig, ScoringConfig
 from gateway.records import PairRecord
-from gateway.simulator import PROFILES, start
+from gateway.sim.simulator import PROFILES, start
 from scoring.divergence import Flagger, NoiseFloor, cosine_distance, score_pair, signals_of
 from scoring.embedder import Embedder
 from scoring.llm_judge.client import JudgeClient

@@ -35,9 +35,9 @@ import psutil
 import yaml
 
 from benchmarks._nginx import Nginx, chat_completion, nginx_binary
-from gateway.embedded_redis import EmbeddedRedis
-from gateway.processes import Child, ProcessStartError, die_with_parent_signal, free_port
-from gateway.processes import shadowgate_command as shadowgate
+from gateway.serving.embedded_redis import EmbeddedRedis
+from gateway.serving.processes import Child, ProcessStartError, die_with_parent_signal, free_port
+from gateway.serving.processes import shadowgate_command as shadowgate
 
 ADMIN_TOKEN = "bench-admin"
 RATE = 500.0

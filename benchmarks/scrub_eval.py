@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config import ScrubConfig
-from gateway.scrub import Finding, Scrubber
+from gateway.scrub.scrubber import Finding, Scrubber
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared/data/pii/synth_dataset_v2.json"
 PRESIDIO_LABELS = {

@@ -23,7 +23,7 @@ from typing import Any
 
 from benchmarks.scrub_eval import PRESIDIO_LABELS, presidio_detector
 from gateway.config import ScrubConfig
-from gateway.scrub import Scrubber
+from gateway.scrub.scrubber import Scrubber
 
 NAMES = ("Maria Lopez", "John Carter", "Aiko Tanaka", "Olivia Schmidt", "Rahul Mehta")
 EMAILS = ("maria.lopez@example.com", "j.carter@corp.example.org", "aiko@tanaka.example.net")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway import control, review_api
-from gateway.data_server import DataServer
+from gateway import control
 from gateway.http_log import server_log
+from gateway.proxy.data_server import DataServer
+from gateway.review import api as review_api
 from gateway.runtime import GATEWAY_KEY, Gateway
 
 

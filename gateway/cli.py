@@ -12,8 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gateway import __version__, report_cli, review_cli, rollout_cli
+from gateway import __version__
 from gateway.errors import ConfigError, ShadowgateError
+from gateway.report import cli as report_cli
+from gateway.review import cli as review_cli
+from gateway.rollout import cli as rollout_cli
 
 EXIT_USAGE = 2
 
@@ -28,10 +31,10 @@ def _configure_logging(level: str) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     if args.data_plane:
-        from gateway.serve_workers import run_data_plane
+        from gateway.serving.workers import run_data_plane
 
         return run_data_plane(Path(args.config), redis_url=args.redis_url)
-    from gateway.serve import run_serve
+    from gateway.serving.serve import run_serve
 
     return run_serve(Path(args.config), workers=args.workers)
 
@@ -39,7 +42,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def _workers(value: str) -> int:
     """`--workers`: a positive number, or `auto` for the cores this process may use."""
     if value == "auto":
-        from gateway.cores import available_cores
+        from gateway.serving.cores import available_cores
 
         return available_cores()
     try:
@@ -94,7 +97,7 @@ def _cmd_export_model(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import uvloop
 
-    from gateway.simulator import PROFILES, serve_forever
+    from gateway.sim.simulator import PROFILES, serve_forever
 
     if args.profile not in PROFILES:
         choices = ", ".join(PROFILES)
@@ -104,7 +107,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    from gateway.sim.demo import run_demo
 
     return run_demo(requests=args.requests, keep_running=args.keep_running)
 

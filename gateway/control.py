@@ -12,8 +12,8 @@ from redis.exceptions import RedisError
 from gateway.auth import check_token, http_error, json_object, json_response
 from gateway.config import RolloutConfig, format_validation_error
 from gateway.errors import ConfigError
+from gateway.proxy.traffic import TrafficSplit
 from gateway.runtime import GATEWAY_KEY, Gateway
-from gateway.traffic import TrafficSplit
 
 
 async def healthz(request: web.Request) -> web.Response:

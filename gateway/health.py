@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.metrics import Metrics
-from gateway.publish import PairPublisher
 from gateway.redis_client import raise_if_cancelled
+from gateway.shadow.publish import PairPublisher
 from scoring.heartbeat import alive_workers
 
 log = logging.getLogger("shadowgate.health")

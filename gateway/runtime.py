@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from gateway.arm_stats import ArmStats
-from gateway.arms import ArmAssigner
 from gateway.config import Config
 from gateway.constants import (
     GROUP_REVIEWERS,
@@ -29,27 +27,29 @@ from gateway.constants import (
     KEY_TRAFFIC,
     LOST_TRIMMED_UNSCORED,
 )
-from gateway.headers import credential_headers
 from gateway.health import ComponentHealth
-from gateway.ledger import CounterLedger
 from gateway.metrics import Metrics
-from gateway.mirror_session import MirrorSession
-from gateway.model_names import ModelNames
-from gateway.proxy import ProxyHandler
-from gateway.publish import PairPublisher
+from gateway.proxy.arm_stats import ArmStats
+from gateway.proxy.arms import ArmAssigner
+from gateway.proxy.handler import ProxyHandler
+from gateway.proxy.headers import credential_headers
+from gateway.proxy.model_names import ModelNames
+from gateway.proxy.traffic import TrafficSplit, TrafficState
+from gateway.proxy.upstream import Upstream
 from gateway.redis_client import connect, raise_if_cancelled
-from gateway.review import ReviewQueue
-from gateway.rollout import RolloutController
-from gateway.rollout_metrics import RolloutCollector
-from gateway.scrub import Scrubber
-from gateway.shadow import ShadowDispatcher
-from gateway.traffic import TrafficSplit, TrafficState
-from gateway.upstream import Upstream
+from gateway.review.queue import ReviewQueue
+from gateway.rollout.controller import RolloutController
+from gateway.rollout.metrics import RolloutCollector
+from gateway.scrub.scrubber import Scrubber
+from gateway.shadow.dispatcher import ShadowDispatcher
+from gateway.shadow.ledger import CounterLedger
+from gateway.shadow.mirror_session import MirrorSession
+from gateway.shadow.publish import PairPublisher
 from scoring.aggregates import SnapshotCollector, load_snapshot, review_depth
 from scoring.backlog import Backlog, BacklogCollector, BacklogMeter
 
 if TYPE_CHECKING:
-    from gateway.tracing import Tracing
+    from gateway.tracing.spans import Tracing
 
 log = logging.getLogger("shadowgate.runtime")
 

@@ -21,7 +21,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
-from gateway.arm_stats import RETENTION_S, bucket_key
 from gateway.constants import (
     GROUP_SCORERS,
     KEY_AGGREGATES,
@@ -31,6 +30,7 @@ from gateway.constants import (
     LOST_TRIMMED_UNSCORED,
     SEQ_FIELD,
 )
+from gateway.proxy.arm_stats import RETENTION_S, bucket_key
 
 LOST_REASONS: Final = (LOST_TRIMMED_UNSCORED, LOST_TRIMMED_PENDING)
 

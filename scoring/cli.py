@@ -14,7 +14,7 @@ import uvloop
 
 from gateway.config import Config
 from gateway.redis_client import connect
-from gateway.tracing_setup import load_tracing
+from gateway.tracing.setup import load_tracing
 from scoring.embedder import Embedder
 from scoring.heartbeat import Heartbeat
 from scoring.llm_judge.stage import open_judge

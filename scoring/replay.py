@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from gateway.capture import reassemble
 from gateway.config import ScoringConfig
 from gateway.errors import ConfigError
+from gateway.proxy.capture import reassemble
 from gateway.records import Exchange
 from scoring.divergence import Flagger, cosine_distance, wants_json
 from scoring.embedder import Embedder

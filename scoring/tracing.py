@@ -15,7 +15,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from gateway.constants import ARM_SHADOW
 from gateway.records import PairRecord
-from gateway.tracing import SHADOWGATE_ARM, Tracing
+from gateway.tracing.spans import SHADOWGATE_ARM, Tracing
 from scoring.records import ScoreRecord
 
 # GenAI semantic conventions (development status); a test checks them against the semconv

@@ -25,7 +25,6 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.arm_stats import RETENTION_S, bucket_key
 from gateway.config import Config
 from gateway.constants import (
     GROUP_REVIEWERS,
@@ -39,6 +38,7 @@ from gateway.constants import (
     LOST_TRIMMED_PENDING,
     STREAM_FIELD,
 )
+from gateway.proxy.arm_stats import RETENTION_S, bucket_key
 from gateway.records import PairRecord
 from gateway.redis_client import raise_if_cancelled
 from scoring.aggregates import aggregate_fields

@@ -16,14 +16,14 @@ from blockbuster import blockbuster_ctx
 
 from gateway.apps import build_control_app, build_data_server
 from gateway.config import Config, parse_config
-from gateway.embedded_redis import EmbeddedRedis
 from gateway.runtime import Gateway
+from gateway.serving.embedded_redis import EmbeddedRedis
 from scoring.embedder import default_tokenizer_path
 from scoring.signals.detect import Detector, load_vocabulary
 from tests.upstreams import Recorder, build_upstream
 
 if TYPE_CHECKING:
-    from gateway.tracing import Tracing
+    from gateway.tracing.spans import Tracing
 
 
 @pytest.fixture(autouse=True)
@@ -168,7 +168,7 @@ def candidate_sides(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Blind review: the letters the candidate's answer gets, item by item in queue order
     (instead of a random draw); the test fills the list."""
     sides: list[str] = []
-    monkeypatch.setattr("gateway.review_blind.draw_candidate_side", lambda: sides.pop(0))
+    monkeypatch.setattr("gateway.review.blind.draw_candidate_side", lambda: sides.pop(0))
     return sides
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
-from gateway.arm_stats import latency_bucket, quantile_bound, slow_count
+from gateway.proxy.arm_stats import latency_bucket, quantile_bound, slow_count
 from tests.conftest import RigFactory
 
 

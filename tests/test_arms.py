@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from gateway.arms import ArmAssigner
+from gateway.proxy.arms import ArmAssigner
 
 USERS = 100_000
 

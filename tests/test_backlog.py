@@ -16,11 +16,11 @@ import pytest
 from gateway.config import Config, PublishConfig, RedisConfig, parse_config
 from gateway.errors import ConfigError
 from gateway.metrics import Metrics
-from gateway.publish import PairPublisher
 from gateway.records import Exchange, PairRecord
 from gateway.redis_client import connect
-from gateway.report import gather_report
-from gateway.report_table import render_text
+from gateway.report.build import gather_report
+from gateway.report.table import render_text
+from gateway.shadow.publish import PairPublisher
 from scoring.backlog import Backlog, BacklogMeter
 from scoring.embedder import Embedder
 from scoring.worker import ScoringWorker

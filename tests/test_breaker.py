@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.breaker import CircuitBreaker
+from gateway.shadow.breaker import CircuitBreaker
 
 
 class Clock:

@@ -7,7 +7,7 @@ import gzip
 import orjson
 import pytest
 
-from gateway.capture import Answer, Capture, reassemble
+from gateway.proxy.capture import Answer, Capture, reassemble
 
 
 def sse(*events: object) -> bytes:

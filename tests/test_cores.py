@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gateway.cli import build_parser
-from gateway.cores import available_cores, cpu_quota
+from gateway.serving.cores import available_cores, cpu_quota
 
 
 def cgroup_tree(root: Path, files: dict[str, str], proc: str) -> Path:

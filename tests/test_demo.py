@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.processes import shadowgate_command
+from gateway.serving.processes import shadowgate_command
 
 pytestmark = pytest.mark.e2e
 

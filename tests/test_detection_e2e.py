@@ -23,7 +23,7 @@ import redis
 import yaml
 
 from benchmarks.detection_data import ACCEPTABLE, REGRESSIONS
-from gateway.processes import Child, free_port, shadowgate_command
+from gateway.serving.processes import Child, free_port, shadowgate_command
 from scoring.records import ReviewItem, ScoreRecord
 
 pytestmark = pytest.mark.e2e

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from gateway.embedded_redis import EmbeddedRedis
 from gateway.errors import ConfigError
+from gateway.serving.embedded_redis import EmbeddedRedis
 
 
 def test_embedded_redis_answers_and_stops(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
 from gateway.errors import UpstreamError
-from gateway.upstream_client import UpstreamClient
+from gateway.proxy.upstream_client import UpstreamClient
 
 # Reproducible in CI: the same examples every run, no example database on disk, no shrinking.
 DIFFERENTIAL = settings(

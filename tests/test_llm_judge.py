@@ -16,7 +16,7 @@ from aiohttp import ClientSession
 from gateway.config import Config, RedisConfig, parse_config
 from gateway.records import Exchange, PairRecord
 from gateway.redis_client import connect
-from gateway.simulator import PROFILES, SimProfile, start
+from gateway.sim.simulator import PROFILES, SimProfile, start
 from scoring.aggregates import load_snapshot, metric_families
 from scoring.embedder import Embedder
 from scoring.llm_judge.stage import JudgeStage, open_judge

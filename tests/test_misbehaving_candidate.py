@@ -15,15 +15,15 @@ import pytest
 import uvloop
 
 from gateway.config import parse_config
-from gateway.embedded_redis import EmbeddedRedis
 from gateway.metrics import Metrics
-from gateway.mirror_session import MirrorSession
-from gateway.model_names import ModelNames
-from gateway.publish import PairPublisher
+from gateway.proxy.model_names import ModelNames
+from gateway.proxy.upstream import Upstream
 from gateway.redis_client import connect
-from gateway.scrub import Scrubber
-from gateway.shadow import Captured, MirrorRequest, ShadowDispatcher
-from gateway.upstream import Upstream
+from gateway.scrub.scrubber import Scrubber
+from gateway.serving.embedded_redis import EmbeddedRedis
+from gateway.shadow.dispatcher import Captured, MirrorRequest, ShadowDispatcher
+from gateway.shadow.mirror_session import MirrorSession
+from gateway.shadow.publish import PairPublisher
 from tests.conftest import RigFactory
 from tests.raw_upstream import Answer, RawUpstream, answer_chat
 from tests.test_shadow import chat_body, read_pairs, send_chat

@@ -11,9 +11,9 @@ import pytest
 
 from gateway.config import CandidateConfig
 from gateway.constants import ARM_HEADER
-from gateway.model_names import ModelNames
-from gateway.report import gather_report
-from gateway.report_table import render_text
+from gateway.proxy.model_names import ModelNames
+from gateway.report.build import gather_report
+from gateway.report.table import render_text
 from tests.conftest import Rig, RigFactory
 from tests.test_shadow import CHAT, read_pairs, shadow
 

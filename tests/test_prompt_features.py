@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.arm_stats import prompt_counts
-from gateway.prompt_features import PromptFeatures, prompt_features, prompt_text, script
+from gateway.proxy.arm_stats import prompt_counts
+from gateway.proxy.prompt_features import PromptFeatures, prompt_features, prompt_text, script
 from tests.conftest import RigFactory
 
 CHAT = "/v1/chat/completions"

@@ -8,11 +8,11 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from gateway.config import PublishConfig, RedisConfig
-from gateway.embedded_redis import EmbeddedRedis
 from gateway.metrics import Metrics
-from gateway.publish import PairPublisher
 from gateway.records import Exchange, PairRecord
 from gateway.redis_client import connect
+from gateway.serving.embedded_redis import EmbeddedRedis
+from gateway.shadow.publish import PairPublisher
 
 
 def record(i: int) -> PairRecord:

@@ -22,9 +22,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.exceptions import ResponseError
 
-from gateway.embedded_redis import redis_server_binary
-from gateway.processes import Child, free_port, shadowgate_command
 from gateway.records import pairs_from_entries
+from gateway.serving.embedded_redis import redis_server_binary
+from gateway.serving.processes import Child, free_port, shadowgate_command
 from scoring.records import ScoreRecord
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.inter_rater import aggregate_raters, cohens_kappa, fleiss_kappa
 
-from gateway.review_agreement import LABELS, FleissTally, cohen_kappa
+from gateway.review.agreement import LABELS, FleissTally, cohen_kappa
 from tests.conftest import RigFactory
 from tests.test_review import enqueue
 from tests.test_review_multi import judge_all, multi_rig, stats

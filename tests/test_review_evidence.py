@@ -11,7 +11,7 @@ import pytest
 from gateway.config import RedisConfig, parse_config
 from gateway.records import Exchange, PairRecord
 from gateway.redis_client import connect
-from gateway.review_evidence import blind_sentence
+from gateway.review.evidence import blind_sentence
 from scoring.embedder import Embedder
 from scoring.records import ReviewItem, ScoreRecord
 from scoring.signals.detect import Detector

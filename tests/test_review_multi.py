@@ -12,7 +12,7 @@ import orjson
 
 from gateway.config import RedisConfig
 from gateway.redis_client import connect
-from gateway.review_agreement import LABELS, final_label
+from gateway.review.agreement import LABELS, final_label
 from tests.conftest import Rig, RigFactory
 from tests.test_review import TOKEN, as_reviewer, claim, enqueue
 

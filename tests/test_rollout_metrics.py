@@ -7,7 +7,7 @@ import time
 
 import orjson
 
-from gateway.rollout import Decision, RolloutState
+from gateway.rollout.controller import Decision, RolloutState
 from tests.conftest import RigFactory
 
 ADMIN = {"Authorization": "Bearer admin-secret"}

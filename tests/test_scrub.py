@@ -9,10 +9,10 @@ import pytest
 from pydantic import SecretStr
 
 from benchmarks.scrub_eval import HARD_NEGATIVES
-from gateway._scrub_rules import card_ok, iban_ok, luhn_ok, phone_ok, ssn_ok
 from gateway.config import CustomPattern, ScrubConfig, parse_config
 from gateway.errors import ConfigError
-from gateway.scrub import Scrubber
+from gateway.scrub._rules import card_ok, iban_ok, luhn_ok, phone_ok, ssn_ok
+from gateway.scrub.scrubber import Scrubber
 
 SCRUBBER = Scrubber(ScrubConfig())
 

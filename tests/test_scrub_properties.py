@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.config import ScrubConfig
-from gateway.scrub import Scrubber
+from gateway.scrub.scrubber import Scrubber
 
 SCRUBBER = Scrubber(ScrubConfig())
 

@@ -19,7 +19,7 @@ import yaml
 from aiohttp.test_utils import TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.processes import Child, free_port, shadowgate_command
+from gateway.serving.processes import Child, free_port, shadowgate_command
 from tests.upstreams import Recorder, build_upstream
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,8 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.processes import free_port
 from gateway.records import PairRecord, pairs_from_entries
+from gateway.serving.processes import free_port
 from tests.conftest import Rig, RigFactory
 
 CHAT = "/v1/chat/completions"

@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.records import Exchange, PairRecord
-from gateway.simulator import PROFILES, SIM_STATE, SimProfile, build_app, start
+from gateway.sim.simulator import PROFILES, SIM_STATE, SimProfile, build_app, start
 from scoring.llm_judge.prompt import build_messages, parse_verdict
 from scoring.records import ScoreRecord
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.data_server import DataServer
+from gateway.proxy.data_server import DataServer
 from tests.conftest import Rig, RigFactory
 
 # Bounds that only a hang reaches: the tests never assert how fast something is.

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from gateway.metrics import Metrics
-from gateway.processes import Child
-from gateway.supervisor import Supervisor
+from gateway.serving.processes import Child
+from gateway.serving.supervisor import Supervisor
 
 
 async def test_a_child_that_keeps_dying_is_restarted_with_growing_delays(

@@ -25,15 +25,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gateway import tracing as gateway_tracing
-from gateway.capture import reassemble
 from gateway.config import ScoringConfig, parse_config
 from gateway.errors import ConfigError
-from gateway.processes import Child, free_port, shadowgate_command
+from gateway.proxy.capture import reassemble
 from gateway.records import PairRecord
 from gateway.redis_client import connect
-from gateway.tracing import Tracing, traceparent
-from gateway.tracing_setup import exporter_names, load_tracing
+from gateway.serving.processes import Child, free_port, shadowgate_command
+from gateway.tracing import spans as gateway_tracing
+from gateway.tracing.setup import exporter_names, load_tracing
+from gateway.tracing.spans import Tracing, traceparent
 from scoring import tracing as scoring_tracing
 from scoring.embedder import Embedder
 from scoring.records import ScoreRecord
@@ -378,7 +378,7 @@ def test_without_the_extra_tracing_is_off_with_a_warning(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # A None entry in sys.modules makes the import fail as it does without the package.
-    monkeypatch.setitem(sys.modules, "gateway.tracing", None)
+    monkeypatch.setitem(sys.modules, "gateway.tracing.spans", None)
     with caplog.at_level(logging.WARNING, logger="shadowgate.tracing"):
         environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}
         assert load_tracing(service_name="shadowgate-gateway", environ=environ) is None

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from gateway.traffic import TrafficSplit, TrafficState
+from gateway.proxy.traffic import TrafficSplit, TrafficState
 
 
 class _SlowReadRedis:

@@ -28,8 +28,8 @@ from gateway.errors import (
     UpstreamProtocolError,
     UpstreamTimeout,
 )
-from gateway.processes import free_port
-from gateway.upstream_client import UpstreamClient
+from gateway.proxy.upstream_client import UpstreamClient
+from gateway.serving.processes import free_port
 from tests.conftest import RigFactory
 
 ClientFactory = Callable[..., Awaitable[UpstreamClient]]

@@ -1,0 +1,1 @@
+"""`shadowgate report`: what the arms did, in tables and plots."""

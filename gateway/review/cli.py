@@ -1,0 +1,169 @@
+"""`shadowgate review ...` for reviewers in a terminal, and `shadowgate review export`, which
+writes judged items as a golden set (JSON lines) straight from Redis (review_export.py)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+from gateway.config import apply_environment, load_config
+from gateway.constants import KEY_VERDICTS
+from gateway.errors import ConfigError, ShadowgateError
+from gateway.redis_client import configured_url
+from gateway.review.blind import CHOICES
+from gateway.review.export import export_golden
+from gateway.review.queue import LABELS
+
+
+def add_parser(sub: Any) -> None:
+    review = sub.add_parser("review", help="review queued pairs from the terminal")
+    review.add_argument("--url", default=os.environ.get("SHADOWGATE_CONTROL_URL",
+                        "http://127.0.0.1:8081"), help="control-plane URL")  # fmt: skip
+    review.add_argument("--reviewer", default=os.environ.get("USER", ""), help="your name")
+    actions = review.add_subparsers(dest="action", required=True)
+    nxt = actions.add_parser("next", help="claim the next item and show it")
+    nxt.add_argument("--route", help="only items of this route")
+    nxt.add_argument("--flag", help="only items with this candidate flag (e.g. refusal)")
+    verdict = actions.add_parser("verdict", help="judge an item you hold")
+    verdict.add_argument("id")
+    verdict.add_argument("label", choices=[*LABELS, *CHOICES],
+                         help="a label, or in blind mode which answer is better")  # fmt: skip
+    verdict.add_argument("--tag", action="append", default=[])
+    verdict.add_argument("--note")
+    release = actions.add_parser("release", help="give an item back")
+    release.add_argument("id")
+    actions.add_parser("stats", help="queue depth, verdicts, agreement, your progress")
+    export = actions.add_parser("export", help="write judged items as a golden set")
+    export.add_argument("out", type=Path)
+    export.add_argument("--config", required=True, help="the gateway's config (for Redis)")
+    export.add_argument("--label", choices=LABELS, action="append")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument(
+        "--partial", action="store_true", help="also items still waiting for verdicts"
+    )
+    review.set_defaults(func=run)
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    token = os.environ.get("SHADOWGATE_REVIEWER_TOKEN")
+    if not token:
+        raise ConfigError("SHADOWGATE_REVIEWER_TOKEN: set it to your reviewer token")
+    request = urllib.request.Request(
+        args.url.rstrip("/") + path,
+        method=method,
+        data=orjson.dumps(body) if body is not None else None,
+        headers={"Authorization": f"Bearer {token}", "x-reviewer": args.reviewer,
+                 "Content-Type": "application/json"},
+    )  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            payload = response.read()
+            return orjson.loads(payload) if payload else None
+    except urllib.error.HTTPError as exc:
+        detail = orjson.loads(exc.read() or b"{}").get("error", {}).get("message", exc.reason)
+        raise ShadowgateError(f"{method} {path}: {exc.code} {detail}") from None
+    except urllib.error.URLError as exc:
+        raise ShadowgateError(f"cannot reach {args.url}: {exc.reason}") from None
+
+
+def _prompt(request: Any) -> Any:
+    messages = (request or {}).get("messages") or [] if isinstance(request, dict) else []
+    return messages[-1].get("content") if messages else request
+
+
+def _print_sections(sections: list[tuple[str, Any]]) -> None:
+    for title, text in sections:
+        print(f"--- {title}")
+        print(textwrap.fill(str(text or ""), width=100))
+
+
+def _print_findings(item: dict[str, Any]) -> None:
+    """What the scorer found changed, one sentence a line (sides named as the item names them)."""
+    findings = item.get("findings") or []
+    if findings:
+        print("--- what changed")
+    for finding in findings:
+        print(f"- {finding['text']}" + (" (within noise)" if finding.get("within_noise") else ""))
+
+
+def _show(item: dict[str, Any]) -> None:
+    if item.get("mode") == "blind":
+        answers = item["answers"]
+        print(f"item {item['id']}  route {item['route']}  {'; '.join(item.get('evidence', []))}")
+        _print_sections([("prompt", _prompt(item.get("request")))] + [
+            (f"answer {letter}", answers[letter].get("text") or answers[letter].get("error"))
+            for letter in ("A", "B")
+        ])  # fmt: skip
+        _print_findings(item)
+        print(f"judge with: shadowgate review verdict {item['id']} {'|'.join(CHOICES)}")
+        return
+    pair, score = item["pair"], item.get("score", {})
+    print(
+        f"item {item['id']}  route {pair['route']}  reasons: {', '.join(score.get('reasons', []))}"
+    )
+    _print_sections([
+        ("prompt", _prompt(pair.get("request"))),
+        ("production", pair["production"].get("text") or pair["production"].get("error")),
+        ("candidate", pair["candidate"].get("text") or pair["candidate"].get("error")),
+    ])  # fmt: skip
+    _print_findings(item)
+    print(f"judge with: shadowgate review verdict {item['id']} {'|'.join(LABELS)}")
+
+
+def export(args: argparse.Namespace) -> int:
+    config = apply_environment(load_config(Path(args.config)))
+    client = redis.Redis.from_url(configured_url(config))
+    tty = sys.stderr.isatty()
+
+    def progress(seen: int, total: int) -> None:
+        width = 30
+        done = int(width * seen / max(total, 1))
+        sys.stderr.write(f"\r[{'#' * done}{' ' * (width - done)}] {seen}/{total}")
+
+    with args.out.open("wb") as out:
+        summary = export_golden(
+            client, config.redis.key_prefix + KEY_VERDICTS, out, labels=args.label or (),
+            partial=args.partial, progress=progress if tty else None,
+        )  # fmt: skip
+    if tty:
+        sys.stderr.write("\n")
+    client.close()
+    print(summary.line(str(args.out)))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "export":
+        return export(args)
+    if args.action == "next":
+        query = urllib.parse.urlencode(
+            {k: v for k, v in (("route", args.route), ("flag", args.flag)) if v}
+        )
+        item = _call(args, "POST", "/review/claim" + (f"?{query}" if query else ""))
+        if item is None:
+            print("the review queue is empty")
+        else:
+            _show(item)
+    elif args.action == "verdict":
+        kind = "choice" if args.label in CHOICES else "label"
+        body = {kind: args.label, "tags": args.tag, "note": args.note}
+        result = _call(args, "POST", f"/review/{args.id}/verdict", body)
+        print(f"recorded: {result[kind]} by {result['reviewer']}")
+    elif args.action == "release":
+        _call(args, "POST", f"/review/{args.id}/release")
+        print(f"released {args.id}")
+    else:
+        print(
+            orjson.dumps(_call(args, "GET", "/review/stats"), option=orjson.OPT_INDENT_2).decode()
+        )
+    return 0

@@ -1,0 +1,1 @@
+"""The canary rollout controller and its command line."""

@@ -1,0 +1,1 @@
+"""PII scrubbing of mirrored text."""

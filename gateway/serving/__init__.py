@@ -1,0 +1,1 @@
+"""`shadowgate serve`: its data-plane processes, supervised children and process plumbing."""

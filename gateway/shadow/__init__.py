@@ -1,0 +1,1 @@
+"""Mirrors: admission, the candidate call, and the pair's hand-off to Redis."""

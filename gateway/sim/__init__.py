@@ -1,0 +1,1 @@
+"""Simulated OpenAI-compatible model servers and the one-machine demo."""

@@ -1,0 +1,1 @@
+"""OpenTelemetry: the data plane's spans and each process's tracing setup."""
