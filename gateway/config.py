@@ -274,8 +274,19 @@ class ScrubConfig(_Model):
     @field_validator("disable")
     @classmethod
     def _check_disable(cls, value: list[str]) -> list[str]:
-        known = ("EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "MAC", "SECRET", "PERSON",
-                 "ADDRESS", "DOB")  # fmt: skip
+        known = (
+            "EMAIL",
+            "PHONE",
+            "CARD",
+            "IBAN",
+            "SSN",
+            "IP",
+            "MAC",
+            "SECRET",
+            "PERSON",
+            "ADDRESS",
+            "DOB",
+        )
         for name in value:
             if name not in known:
                 raise ValueError(f"unknown entity type {name!r}; one of {', '.join(known)}")
@@ -336,9 +347,10 @@ class LlmJudgeConfig(_Model):
     timeout_s: PositiveFloat = Field(default=20.0, description="one call, connect to last byte")
     max_concurrency: PositiveInt = Field(default=4, description="judge calls in flight at once")
     max_batches_in_flight: PositiveInt = Field(
-        default=4, description="scored batches waiting for their judge calls before the worker "
+        default=4,
+        description="scored batches waiting for their judge calls before the worker "
         "stops reading new pairs",
-    )  # fmt: skip
+    )
     select: JudgeSelection = Field(default_factory=JudgeSelection)
     calls_per_minute: PositiveInt = 60
     usd_per_day: Annotated[float, Field(ge=0)] | None = Field(
@@ -350,9 +362,10 @@ class LlmJudgeConfig(_Model):
     )
     max_tokens: PositiveInt = Field(default=200, description="cap on the judge's answer")
     json_mode: bool = Field(
-        default=True, description="ask for response_format json_object (off for servers "
+        default=True,
+        description="ask for response_format json_object (off for servers "
         "that reject it; the answer is parsed defensively either way)",
-    )  # fmt: skip
+    )
     queue_regressions: bool = Field(
         default=True, description="a pair the judge calls a regression is queued for review"
     )
@@ -491,9 +504,10 @@ class RolloutConfig(_Model):
         default=3600.0, description="the reference window: this long before the rollout began"
     )
     judge_regression_share: Annotated[float, Field(gt=0, le=1)] | None = Field(
-        default=None, description="share of judged shadow pairs the LLM judge may call a "
+        default=None,
+        description="share of judged shadow pairs the LLM judge may call a "
         "regression; null: no judge guardrail",
-    )  # fmt: skip
+    )
     judge_action: Literal["hold", "rollback"] = Field(
         default="hold", description="a judge breach holds the step, or also rolls it back"
     )

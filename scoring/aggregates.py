@@ -41,8 +41,11 @@ def aggregate_fields(score: ScoreRecord) -> dict[str, float]:
         fields[f"flag:{flag}"] = 1
     if score.judge is not None:
         verdict = score.judge
-        fields[f"judge:verdict:{verdict.label}" if verdict.label
-               else f"judge:skipped:{verdict.skipped}"] = 1  # fmt: skip
+        fields[
+            f"judge:verdict:{verdict.label}"
+            if verdict.label
+            else f"judge:skipped:{verdict.skipped}"
+        ] = 1
         if verdict.cost_usd:
             fields["judge:cost_usd"] = round(verdict.cost_usd, 9)
     if score.excess is not None:
@@ -65,9 +68,10 @@ def metric_families(snapshot: dict[str, float], review_depth: float | None) -> l
         "shadowgate_review_queued", "Pairs queued for review, by route", labels=["route"]
     )
     flags = CounterMetricFamily(
-        "shadowgate_flags", "Behavioural flags the candidate raised and production did not",
+        "shadowgate_flags",
+        "Behavioural flags the candidate raised and production did not",
         labels=["flag"],
-    )  # fmt: skip
+    )
     for name, value in snapshot.items():
         parts = name.split(":")
         if parts[0] == "route" and parts[-1] == "scored":
@@ -107,11 +111,21 @@ def _judge_families(snapshot: dict[str, float]) -> list[Metric]:
     """The LLM judge's verdicts, skips by reason and spend (zero while it is off)."""
     families: list[Metric] = []
     for name, doc, label, values, field in (
-        ("verdicts", "Scored pairs the LLM judge gave a verdict, by label", "label",
-         JUDGE_LABELS, "judge:verdict:"),
-        ("skipped", "Scored pairs the LLM judge gave no verdict, by reason", "reason",
-         JUDGE_SKIPS, "judge:skipped:"),
-    ):  # fmt: skip
+        (
+            "verdicts",
+            "Scored pairs the LLM judge gave a verdict, by label",
+            "label",
+            JUDGE_LABELS,
+            "judge:verdict:",
+        ),
+        (
+            "skipped",
+            "Scored pairs the LLM judge gave no verdict, by reason",
+            "reason",
+            JUDGE_SKIPS,
+            "judge:skipped:",
+        ),
+    ):
         family = CounterMetricFamily(f"shadowgate_judge_{name}", doc, labels=[label])
         for value in values:
             family.add_metric([value], snapshot.get(field + value, 0.0))

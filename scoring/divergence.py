@@ -90,8 +90,10 @@ def signals_of(pair: PairRecord, *, detector: Detector, flagger: Flagger) -> Pai
     """What the content signals find in a pair (pure and CPU-bound: run it off the loop).
     After a refusal, an empty answer or an error only structure is compared."""
     json_wanted = wants_json(pair.request)
-    flags = {*flagger.flags(pair.candidate, wants_json=json_wanted),
-             *flagger.flags(pair.production, wants_json=json_wanted)}  # fmt: skip
+    flags = {
+        *flagger.flags(pair.candidate, wants_json=json_wanted),
+        *flagger.flags(pair.production, wants_json=json_wanted),
+    }
     return pair_signals(
         pair, detector, wants_json=json_wanted, skip_content=bool(flags & NO_CONTENT)
     )
@@ -159,14 +161,20 @@ def score_pair(
         found = evidence_noise.judge(pair.route, signals) if evidence_noise else signals.candidate
         record.evidence = flag_evidence(record.new_flags, pair.candidate.text) + found
     least = SEVERITY_RANK[config.detection.queue_severity]
-    reasons = [
-        f"flag:{e.kind}" for e in record.evidence if e.kind in record.new_flags
-        and SEVERITY_RANK[e.severity] >= least
-    ] if signals is not None else [f"flag:{flag}" for flag in record.new_flags]  # fmt: skip
+    reasons = (
+        [
+            f"flag:{e.kind}"
+            for e in record.evidence
+            if e.kind in record.new_flags and SEVERITY_RANK[e.severity] >= least
+        ]
+        if signals is not None
+        else [f"flag:{flag}" for flag in record.new_flags]
+    )
     for kind in dict.fromkeys(
-        e.kind for e in record.counted_evidence
+        e.kind
+        for e in record.counted_evidence
         if SEVERITY_RANK[e.severity] >= least and e.kind not in record.new_flags
-    ):  # fmt: skip
+    ):
         reasons.append(f"evidence:{kind}")
     if excess is not None and excess > config.review_threshold:
         reasons.insert(0, f"excess {excess:.3f} > {config.review_threshold}")

@@ -96,27 +96,49 @@ def judge(window: Window, limits: Limits, *, look: int) -> Judgement:
     w, lim = window, limits
     checks: list[tuple[str, int, float, bool, dict[str, float]]] = []
 
-    p = difference_above(w.canary_errors, w.canary_requests, w.production_errors,
-                         w.production_requests, lim.error_margin)  # fmt: skip
-    bound = difference_upper_bound(w.canary_errors, w.canary_requests, w.production_errors,
-                                   w.production_requests, alpha)  # fmt: skip
-    checks.append(("error_rate", min(w.canary_requests, w.production_requests), p,
-                   bound <= lim.error_margin,
-                   {"canary": _rate(w.canary_errors, w.canary_requests),
-                    "production": _rate(w.production_errors, w.production_requests),
-                    "difference_upper_bound": bound}))  # fmt: skip
+    p = difference_above(
+        w.canary_errors,
+        w.canary_requests,
+        w.production_errors,
+        w.production_requests,
+        lim.error_margin,
+    )
+    bound = difference_upper_bound(
+        w.canary_errors, w.canary_requests, w.production_errors, w.production_requests, alpha
+    )
+    checks.append(
+        (
+            "error_rate",
+            min(w.canary_requests, w.production_requests),
+            p,
+            bound <= lim.error_margin,
+            {
+                "canary": _rate(w.canary_errors, w.canary_requests),
+                "production": _rate(w.production_errors, w.production_requests),
+                "difference_upper_bound": bound,
+            },
+        )
+    )
     rates = [("latency_p99", w.canary_slow, w.canary_requests, lim.slow_share)]
     if w.scored or lim.require_divergence:
         rates.append(("divergence", w.divergent, w.scored, lim.divergence_rate))
     if w.verdicts or lim.require_verdicts:
         rates.append(("reviewer_regressions", w.regressions, w.verdicts, lim.regression_share))
     if lim.judge_regression_share is not None and w.judged:
-        rates.append(("judge_regressions", w.judge_regressions, w.judged,
-                      lim.judge_regression_share))  # fmt: skip
+        rates.append(
+            ("judge_regressions", w.judge_regressions, w.judged, lim.judge_regression_share)
+        )
     for name, k, n, limit in rates:
         upper = wilson(k, n, 1 - 2 * alpha)[1]
-        checks.append((name, n, rate_above(k, n, limit), upper <= limit,
-                       {"rate": _rate(k, n), "upper_bound": upper, "limit": limit}))  # fmt: skip
+        checks.append(
+            (
+                name,
+                n,
+                rate_above(k, n, limit),
+                upper <= limit,
+                {"rate": _rate(k, n), "upper_bound": upper, "limit": limit},
+            )
+        )
 
     rejected = benjamini_hochberg([c[2] for c in checks], alpha)
     verdicts = []

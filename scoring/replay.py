@@ -53,8 +53,9 @@ def load_golden(path: Path) -> list[Case]:
             raise ConfigError(f"{path}:{n}: needs a request object and an approved answer")
         request = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
         route = record.get("route") or "/v1/chat/completions"
-        cases.append(Case(route=route, request=request, reference=reference,
-                          label=record.get("label", "")))  # fmt: skip
+        cases.append(
+            Case(route=route, request=request, reference=reference, label=record.get("label", ""))
+        )
     if not cases:
         raise ConfigError(f"{path}: no golden records")
     return cases
@@ -65,12 +66,15 @@ async def _ask(session: aiohttp.ClientSession, base: str, case: Case, api_key: s
     try:
         async with session.post(base + case.route, json=case.request, headers=headers) as resp:
             body = await resp.read()
-            answer = reassemble(body, content_type=resp.content_type,
-                                content_encoding=None, limit=1 << 22)  # fmt: skip
+            answer = reassemble(
+                body, content_type=resp.content_type, content_encoding=None, limit=1 << 22
+            )
             case.answer = Exchange(
-                status=resp.status, text=answer.text,
-                finish_reason=answer.finish_reason, error=answer.error,
-            )  # fmt: skip
+                status=resp.status,
+                text=answer.text,
+                finish_reason=answer.finish_reason,
+                error=answer.error,
+            )
     except (aiohttp.ClientError, TimeoutError) as exc:
         case.answer = Exchange(error=f"{type(exc).__name__}: {exc}")
 
@@ -113,8 +117,10 @@ def run_replay(
     for n, case in enumerate(cases, start=1):
         divergence = f"{case.divergence:.3f}" if case.divergence is not None else "n/a"
         result = "REGRESSED" if case.regressed(config.review_threshold) else "ok"
-        print(f"{n:>3}  {case.route:<24}{case.label:<13}{divergence:>11}  "
-              f"{','.join(case.flags) or '-':<18}{result}")  # fmt: skip
+        print(
+            f"{n:>3}  {case.route:<24}{case.label:<13}{divergence:>11}  "
+            f"{','.join(case.flags) or '-':<18}{result}"
+        )
     regressed = sum(c.regressed(config.review_threshold) for c in cases)
     share = regressed / len(cases)
     print(

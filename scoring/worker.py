@@ -241,8 +241,12 @@ class ScoringWorker:
         """Entries other workers left pending too long; trimmed ones are counted lost."""
         keys = [self._pairs, self._aggregates, bucket_key(self._prefix, time.time())]
         args: list[str | int] = [
-            GROUP_SCORERS, self._consumer, self._config.claim_idle_ms, count, RETENTION_S,
-        ]  # fmt: skip
+            GROUP_SCORERS,
+            self._consumer,
+            self._config.claim_idle_ms,
+            count,
+            RETENTION_S,
+        ]
         live, gone = await self._claim(keys=keys, args=args)
         if gone:
             self.lost += gone
@@ -345,8 +349,13 @@ class ScoringWorker:
         for name, increment in fields.items():
             args.extend((name, increment))
         keys = [
-            self._pairs, self._scores, self._review, self._aggregates, self._dead, self._attempts,
-        ]  # fmt: skip
+            self._pairs,
+            self._scores,
+            self._review,
+            self._aggregates,
+            self._dead,
+            self._attempts,
+        ]
         written = await self._commit(keys=keys, args=args)
         if written:
             self.scored += 1

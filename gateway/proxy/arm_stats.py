@@ -30,8 +30,21 @@ BUCKET_S: Final = 10
 RETENTION_S: Final = 2 * 24 * 3600
 # Upper bounds (seconds) of the latency buckets; the last bucket is open.
 LATENCY_BOUNDS: Final = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
-)  # fmt: skip
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+)
 
 
 def latency_bucket(seconds: float) -> int:

@@ -72,9 +72,12 @@ def error_response(
 
 def _body_timeout_response(arm: str, request_id: str) -> web.Response:
     response = error_response(
-        408, "the request body did not arrive in time", "client_body_timeout",
-        arm=arm, request_id=request_id,
-    )  # fmt: skip
+        408,
+        "the request body did not arrive in time",
+        "client_body_timeout",
+        arm=arm,
+        request_id=request_id,
+    )
     response.force_close()  # the rest of the body may still be on its way
     return response
 
@@ -129,18 +132,24 @@ class ProxyHandler:
             normalised = origin_form(request, self._metrics)
             if normalised is None:
                 return error_response(
-                    400, "the request target must be a path", "invalid_request_target",
-                    arm=ARM_PRODUCTION, request_id=request_id,
-                )  # fmt: skip
+                    400,
+                    "the request target must be a path",
+                    "invalid_request_target",
+                    arm=ARM_PRODUCTION,
+                    request_id=request_id,
+                )
             request = normalised
         try:
             body = await self._read_body(request)
         except asyncio.IncompleteReadError:
             self._metrics.client_disconnects.inc()
             return error_response(
-                400, "request body ended early", "incomplete_body", arm=ARM_PRODUCTION,
+                400,
+                "request body ended early",
+                "incomplete_body",
+                arm=ARM_PRODUCTION,
                 request_id=request_id,
-            )  # fmt: skip
+            )
         except ClientBodyTimeout:
             self._metrics.client_timeouts.labels("body").inc()
             return _body_timeout_response(ARM_PRODUCTION, request_id)
@@ -326,9 +335,12 @@ class ProxyHandler:
             if span is not None:
                 span.finish(arm=arm, status=503, error="refused", capture=None, response=None)
             return error_response(
-                503, "too many large request bodies in flight, retry later",
-                "too_many_streamed_bodies", arm=arm, request_id=request_id,
-            )  # fmt: skip
+                503,
+                "too many large request bodies in flight, retry later",
+                "too_many_streamed_bodies",
+                arm=arm,
+                request_id=request_id,
+            )
         # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
         started = time.perf_counter()
         status: int | None = None

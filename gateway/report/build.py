@@ -188,10 +188,15 @@ def _counted_arm(window: Counter[str], arm: str) -> ArmReport:
     requests, errors = window[f"{arm}:requests"], window[f"{arm}:errors"]
     latency = _series(window, arm, "lat")
     return ArmReport(
-        arm=arm, source="all requests", requests=requests, errors=errors,
-        error_interval=_interval(errors, requests), latency_s=_from_histogram(latency),
-        ttfb_s=_from_histogram(_series(window, arm, "ttfb")), latency_buckets=latency,
-    )  # fmt: skip
+        arm=arm,
+        source="all requests",
+        requests=requests,
+        errors=errors,
+        error_interval=_interval(errors, requests),
+        latency_s=_from_histogram(latency),
+        ttfb_s=_from_histogram(_series(window, arm, "ttfb")),
+        latency_buckets=latency,
+    )
 
 
 def _add_usage(
@@ -235,10 +240,15 @@ def _shadow_arm(pairs: Sequence[PairRecord]) -> ArmReport:
         buckets[latency_bucket(seconds)] += 1
     ttfb = [a.ttfb_ms / 1000 for a in answers if a.ttfb_ms is not None]
     return ArmReport(
-        arm=ARM_SHADOW, source="mirrored requests", requests=len(answers), errors=errors,
-        error_interval=_interval(errors, len(answers)), latency_s=_from_values(latencies),
-        ttfb_s=_from_values(ttfb), latency_buckets=buckets,
-    )  # fmt: skip
+        arm=ARM_SHADOW,
+        source="mirrored requests",
+        requests=len(answers),
+        errors=errors,
+        error_interval=_interval(errors, len(answers)),
+        latency_s=_from_values(latencies),
+        ttfb_s=_from_values(ttfb),
+        latency_buckets=buckets,
+    )
 
 
 async def read_stream(
@@ -299,10 +309,15 @@ def _drift(window: Counter[str], previous: Counter[str]) -> tuple[list[DriftRow]
     both = prompt_counts(window, ARM_CANARY, ARM_PRODUCTION)
     before = prompt_counts(previous, ARM_CANARY, ARM_PRODUCTION)
     beside, over_time = feature_psi(production, canary), feature_psi(before, both)
-    rows = [DriftRow(feature=f, canary_vs_production=beside.get(f),
-                     vs_previous_window=over_time.get(f)) for f in FEATURES]  # fmt: skip
-    counts = {"canary": samples(canary), "production": samples(production),
-              "previous window": samples(before)}  # fmt: skip
+    rows = [
+        DriftRow(feature=f, canary_vs_production=beside.get(f), vs_previous_window=over_time.get(f))
+        for f in FEATURES
+    ]
+    counts = {
+        "canary": samples(canary),
+        "production": samples(production),
+        "previous window": samples(before),
+    }
     return rows, counts
 
 
@@ -343,34 +358,48 @@ async def gather_report(
     unreadable: Counter[str] = Counter()
     pairs = _parse(streams[KEY_PAIRS], PairRecord.model_validate_json, KEY_PAIRS, unreadable)
     scores = _parse(streams[KEY_SCORES], ScoreRecord.model_validate_json, KEY_SCORES, unreadable)
-    verdicts = _parse(streams[KEY_VERDICTS], _Verdict.model_validate_json, KEY_VERDICTS,
-                      unreadable)  # fmt: skip
+    verdicts = _parse(streams[KEY_VERDICTS], _Verdict.model_validate_json, KEY_VERDICTS, unreadable)
     labels = Counter(v.label for v in verdicts)
 
     arms = [_counted_arm(window, ARM_PRODUCTION), _counted_arm(window, ARM_CANARY)]
     arms.append(_shadow_arm(pairs))
     upstreams = config.upstreams
     _add_usage(arms[0], ((p.model, p.production) for p in pairs), upstreams.production)
-    _add_usage(arms[2], ((p.candidate_model or p.model, p.candidate) for p in pairs),
-               upstreams.candidate)  # fmt: skip
+    _add_usage(
+        arms[2], ((p.candidate_model or p.model, p.candidate) for p in pairs), upstreams.candidate
+    )
     models = Counter((p.model or "-", p.candidate_model or p.model or "-") for p in pairs)
     arm_names = (ARM_PRODUCTION, ARM_CANARY)
     timeline = [
-        (start, {f"{arm}:{kind}": counts[f"{arm}:{kind}"]
-                 for arm in arm_names for kind in ("requests", "errors")})
+        (
+            start,
+            {
+                f"{arm}:{kind}": counts[f"{arm}:{kind}"]
+                for arm in arm_names
+                for kind in ("requests", "errors")
+            },
+        )
         for start, counts in buckets
-    ]  # fmt: skip
+    ]
     drift, drift_samples = _drift(window, previous)
     account = _pair_account(window)
     account.waiting, account.oldest_age_s = backlog.waiting, backlog.oldest_age_s
     raw_state = await redis.get(prefix + "rollout")
     workers = await alive_workers(redis, prefix)
     return Report(
-        since=since, until=until, arms=arms, timeline=timeline,
-        divergence=_divergence(scores, config.scoring.review_threshold), pairs=account,
-        verdicts=dict(sorted(labels.items())), drift=drift, drift_samples=drift_samples,
+        since=since,
+        until=until,
+        arms=arms,
+        timeline=timeline,
+        divergence=_divergence(scores, config.scoring.review_threshold),
+        pairs=account,
+        verdicts=dict(sorted(labels.items())),
+        drift=drift,
+        drift_samples=drift_samples,
         psi_threshold=config.rollout.psi_threshold,
         rollout=RolloutState.model_validate(orjson.loads(raw_state)) if raw_state else None,
         models=[(prod, cand, n) for (prod, cand), n in models.most_common()],
-        capped=capped, unreadable=dict(unreadable), workers_alive=len(workers),
-    )  # fmt: skip
+        capped=capped,
+        unreadable=dict(unreadable),
+        workers_alive=len(workers),
+    )

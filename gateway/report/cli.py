@@ -33,13 +33,20 @@ def parse_duration(text: str) -> float:
 
 def add_parser(sub: Any) -> None:
     report = sub.add_parser("report", help="production, canary and shadow over a time window")
-    report.add_argument("--config", default=os.environ.get("SHADOWGATE_CONFIG"),
-                        help="the gateway's config (default: $SHADOWGATE_CONFIG)")  # fmt: skip
+    report.add_argument(
+        "--config",
+        default=os.environ.get("SHADOWGATE_CONFIG"),
+        help="the gateway's config (default: $SHADOWGATE_CONFIG)",
+    )
     report.add_argument("--redis-url", help="overrides redis.url")
     report.add_argument("--since", default="1h", help="window up to now: 15m, 1h, 2d (1h)")
     report.add_argument("--html", type=Path, metavar="OUT", help="also write an HTML report")
-    report.add_argument("--max-records", type=int, default=10_000,
-                        help="newest records read from each stream (10000)")  # fmt: skip
+    report.add_argument(
+        "--max-records",
+        type=int,
+        default=10_000,
+        help="newest records read from each stream (10000)",
+    )
     report.set_defaults(func=run)
 
 

@@ -49,10 +49,19 @@ def traffic(report: Report) -> bytes | None:
     fig, ax = _axes()
     for arm in ("production", "canary"):
         per_minute = 60 / step
-        ax.plot(minutes, [sums[t].get(f"{arm}:requests", 0) * per_minute for t in times],
-                color=COLOURS[arm], label=f"{arm} requests")  # fmt: skip
-        ax.plot(minutes, [sums[t].get(f"{arm}:errors", 0) * per_minute for t in times],
-                color=COLOURS[arm], linestyle="--", label=f"{arm} errors")  # fmt: skip
+        ax.plot(
+            minutes,
+            [sums[t].get(f"{arm}:requests", 0) * per_minute for t in times],
+            color=COLOURS[arm],
+            label=f"{arm} requests",
+        )
+        ax.plot(
+            minutes,
+            [sums[t].get(f"{arm}:errors", 0) * per_minute for t in times],
+            color=COLOURS[arm],
+            linestyle="--",
+            label=f"{arm} errors",
+        )
     ax.set_xlabel("minutes before the end of the window")
     ax.set_ylabel("per minute")
     ax.legend(fontsize="small")
@@ -70,8 +79,13 @@ def latency(report: Report) -> bytes | None:
     for i, arm in enumerate(arms):
         total = sum(arm.latency_buckets)
         xs = [x + i * width for x in range(len(labels))]
-        ax.bar(xs, [c / total for c in arm.latency_buckets], width, color=COLOURS[arm.arm],
-               label=arm.arm)  # fmt: skip
+        ax.bar(
+            xs,
+            [c / total for c in arm.latency_buckets],
+            width,
+            color=COLOURS[arm.arm],
+            label=arm.arm,
+        )
     ax.set_xticks([x + 0.4 - width / 2 for x in range(len(labels))], labels, rotation=45)
     ax.set_xlabel("latency bucket (s)")
     ax.set_ylabel("share of requests")
@@ -106,11 +120,23 @@ def divergence(report: Report) -> bytes | None:
     left, right = fig.subplots(1, 2)
     top = max([*d.semantic, *d.noise, d.threshold]) * 1.05 or 1.0
     bins = [top * i / 30 for i in range(31)]
-    left.hist(d.semantic, bins=bins, alpha=0.6, color=COLOURS["shadow"],
-              label="candidate vs production", density=True)  # fmt: skip
+    left.hist(
+        d.semantic,
+        bins=bins,
+        alpha=0.6,
+        color=COLOURS["shadow"],
+        label="candidate vs production",
+        density=True,
+    )
     if d.noise:
-        left.hist(d.noise, bins=bins, alpha=0.6, color=COLOURS["noise"],
-                  label="production vs itself", density=True)  # fmt: skip
+        left.hist(
+            d.noise,
+            bins=bins,
+            alpha=0.6,
+            color=COLOURS["noise"],
+            label="production vs itself",
+            density=True,
+        )
     left.set_xlabel("1 - cosine")
     left.set_ylabel("density")
     left.legend(fontsize="small")
@@ -133,10 +159,20 @@ def flags(report: Report) -> bytes | None:
     names = list(d.flags)
     fig, ax = _axes(6.0, 0.5 + 0.45 * len(names))
     ys = range(len(names))
-    ax.barh([y + 0.2 for y in ys], [100 * d.flags[n].candidate / d.scored for n in names], 0.4,
-            color=COLOURS["shadow"], label="candidate")  # fmt: skip
-    ax.barh([y - 0.2 for y in ys], [100 * d.flags[n].production / d.scored for n in names], 0.4,
-            color=COLOURS["production"], label="production")  # fmt: skip
+    ax.barh(
+        [y + 0.2 for y in ys],
+        [100 * d.flags[n].candidate / d.scored for n in names],
+        0.4,
+        color=COLOURS["shadow"],
+        label="candidate",
+    )
+    ax.barh(
+        [y - 0.2 for y in ys],
+        [100 * d.flags[n].production / d.scored for n in names],
+        0.4,
+        color=COLOURS["production"],
+        label="production",
+    )
     ax.set_yticks(list(ys), names)
     ax.set_xlabel("% of scored pairs")
     ax.legend(fontsize="small")
@@ -145,16 +181,29 @@ def flags(report: Report) -> bytes | None:
 
 def drift(report: Report) -> bytes | None:
     """PSI per prompt feature, with the threshold."""
-    rows = [r for r in report.drift
-            if r.canary_vs_production is not None or r.vs_previous_window is not None]  # fmt: skip
+    rows = [
+        r
+        for r in report.drift
+        if r.canary_vs_production is not None or r.vs_previous_window is not None
+    ]
     if not rows:
         return None
     fig, ax = _axes(6.0, 3.0)
     xs = range(len(rows))
-    ax.bar([x - 0.2 for x in xs], [r.canary_vs_production or 0.0 for r in rows], 0.4,
-           color=COLOURS["canary"], label="canary vs production")  # fmt: skip
-    ax.bar([x + 0.2 for x in xs], [r.vs_previous_window or 0.0 for r in rows], 0.4,
-           color=COLOURS["noise"], label="window vs previous window")  # fmt: skip
+    ax.bar(
+        [x - 0.2 for x in xs],
+        [r.canary_vs_production or 0.0 for r in rows],
+        0.4,
+        color=COLOURS["canary"],
+        label="canary vs production",
+    )
+    ax.bar(
+        [x + 0.2 for x in xs],
+        [r.vs_previous_window or 0.0 for r in rows],
+        0.4,
+        color=COLOURS["noise"],
+        label="window vs previous window",
+    )
     ax.axhline(report.psi_threshold, color="black", linestyle="--", label="threshold")
     ax.set_xticks(list(xs), [r.feature for r in rows])
     ax.set_ylabel("PSI")

@@ -52,27 +52,47 @@ def _arm_tables(arms: list[ArmReport]) -> list[Table]:
     traffic = Table(
         "requests",
         ("arm", "requests", "errors", "error rate (95% CI)", "counted over"),
-        [(a.arm, str(a.requests), str(a.errors), _share(a.errors, a.requests, interval=True),
-          a.source) for a in arms],
+        [
+            (
+                a.arm,
+                str(a.requests),
+                str(a.errors),
+                _share(a.errors, a.requests, interval=True),
+                a.source,
+            )
+            for a in arms
+        ],
         ["errors: 5xx, timeouts and unreachable upstreams"],
-    )  # fmt: skip
+    )
     latency = Table(
         "latency",
         ("arm", "p50", "p95", "p99", "ttfb p50", "ttfb p95", "ttfb p99"),
         [(a.arm, *_quantile_cells(a.latency_s), *_quantile_cells(a.ttfb_s)) for a in arms],
-        ["production and canary: interpolated within histogram buckets; shadow: exact",
-         "ttfb: time to the upstream's response headers (the first token of a stream, when "
-         "the model sends headers with it)"],
-    )  # fmt: skip
+        [
+            "production and canary: interpolated within histogram buckets; shadow: exact",
+            "ttfb: time to the upstream's response headers (the first token of a stream, when "
+            "the model sends headers with it)",
+        ],
+    )
     usage = Table(
         "tokens and cost per request",
         ("arm", "with usage", "prompt tokens", "completion tokens", "USD per request"),
-        [(a.arm, str(a.usage_samples), _number(a.prompt_tokens, 1),
-          _number(a.completion_tokens, 1), _number(a.cost_usd, 6)) for a in arms],
-        ["from mirrored requests' usage: production's answers and the candidate's to the same "
-         "prompts; canary answers are not captured",
-         "cost needs upstreams.<name>.prices"],
-    )  # fmt: skip
+        [
+            (
+                a.arm,
+                str(a.usage_samples),
+                _number(a.prompt_tokens, 1),
+                _number(a.completion_tokens, 1),
+                _number(a.cost_usd, 6),
+            )
+            for a in arms
+        ],
+        [
+            "from mirrored requests' usage: production's answers and the candidate's to the same "
+            "prompts; canary answers are not captured",
+            "cost needs upstreams.<name>.prices",
+        ],
+    )
     return [traffic, latency, usage]
 
 
@@ -81,9 +101,11 @@ def _models_table(report: Report) -> Table:
         "models",
         ("production model", "candidate model", "mirrored pairs"),
         [(production, candidate, str(n)) for production, candidate, n in report.models],
-        ["the candidate's name comes from upstreams.candidate.model / model_map; canary "
-         "requests carry it too"],
-    )  # fmt: skip
+        [
+            "the candidate's name comes from upstreams.candidate.model / model_map; canary "
+            "requests carry it too"
+        ],
+    )
 
 
 def _quantile_row(name: str, values: list[float]) -> tuple[str, ...]:
@@ -103,20 +125,41 @@ def _pairs_table(report: Report) -> Table:
     oldest = "" if a.oldest_age_s is None else f", the oldest for {_seconds(a.oldest_age_s)}"
     return Table(
         "mirrors and pairs: sent, scored, lost",
-        ("", "mirrored", "shed", "published", "dropped", "scored", "dead-lettered", "lost",
-         "waiting now"),
-        [("pairs", str(a.mirrored), str(sum(a.shed.values())), str(a.published),
-          str(sum(a.dropped.values())), str(report.divergence.scored), str(a.dead_lettered),
-          str(sum(a.lost.values())), waiting)],
-        [f"shed before sending: {_breakdown(a.shed)}",
-         f"dropped before Redis: {_breakdown(a.dropped)}",
-         f"lost after publishing: {_breakdown(a.lost)} (trimmed_unscored: the stream cap "
-         "trimmed them before any worker read them; trimmed_pending: while a worker that "
-         "then stopped held them)",
-         f"waiting now: pairs not yet scored, whenever published{oldest}",
-         "the rest: counted in the window as each happened, so a pair mirrored near its end "
-         "may be scored after it"],
-    )  # fmt: skip
+        (
+            "",
+            "mirrored",
+            "shed",
+            "published",
+            "dropped",
+            "scored",
+            "dead-lettered",
+            "lost",
+            "waiting now",
+        ),
+        [
+            (
+                "pairs",
+                str(a.mirrored),
+                str(sum(a.shed.values())),
+                str(a.published),
+                str(sum(a.dropped.values())),
+                str(report.divergence.scored),
+                str(a.dead_lettered),
+                str(sum(a.lost.values())),
+                waiting,
+            )
+        ],
+        [
+            f"shed before sending: {_breakdown(a.shed)}",
+            f"dropped before Redis: {_breakdown(a.dropped)}",
+            f"lost after publishing: {_breakdown(a.lost)} (trimmed_unscored: the stream cap "
+            "trimmed them before any worker read them; trimmed_pending: while a worker that "
+            "then stopped held them)",
+            f"waiting now: pairs not yet scored, whenever published{oldest}",
+            "the rest: counted in the window as each happened, so a pair mirrored near its end "
+            "may be scored after it",
+        ],
+    )
 
 
 def _divergence_tables(report: Report) -> list[Table]:
@@ -125,19 +168,30 @@ def _divergence_tables(report: Report) -> list[Table]:
     divergence = Table(
         f"divergence of {d.scored} scored pairs",
         ("", "pairs", "p50", "p90", "p99"),
-        [_quantile_row("candidate vs production", d.semantic),
-         _quantile_row("production vs itself (noise)", d.noise),
-         _quantile_row("noise floor applied", d.noise_floor),
-         _quantile_row("excess over the floor", d.excess)],
-        [f"excess above the review threshold {d.threshold:g}: {above} of {len(d.excess)}, "
-         f"{_share(above, len(d.excess), interval=True)}; queued for review: {d.queued}"],
-    )  # fmt: skip
+        [
+            _quantile_row("candidate vs production", d.semantic),
+            _quantile_row("production vs itself (noise)", d.noise),
+            _quantile_row("noise floor applied", d.noise_floor),
+            _quantile_row("excess over the floor", d.excess),
+        ],
+        [
+            f"excess above the review threshold {d.threshold:g}: {above} of {len(d.excess)}, "
+            f"{_share(above, len(d.excess), interval=True)}; queued for review: {d.queued}"
+        ],
+    )
     flags = Table(
         "behavioural flags (share of scored pairs)",
         ("flag", "candidate", "production", "candidate only (95% CI)"),
-        [(name, _share(c.candidate, d.scored), _share(c.production, d.scored),
-          _share(c.new, d.scored, interval=True)) for name, c in d.flags.items()],
-    )  # fmt: skip
+        [
+            (
+                name,
+                _share(c.candidate, d.scored),
+                _share(c.production, d.scored),
+                _share(c.new, d.scored, interval=True),
+            )
+            for name, c in d.flags.items()
+        ],
+    )
     total = sum(report.verdicts.values())
     verdicts = Table(
         f"reviewer verdicts ({total})",
@@ -156,12 +210,16 @@ def _drift_table(report: Report) -> Table:
     return Table(
         "input drift (PSI of prompt features)",
         ("feature", "canary vs production", "window vs previous window"),
-        [(r.feature, cell(r.canary_vs_production), cell(r.vs_previous_window))
-         for r in report.drift],
-        [f"prompts counted: canary {n.get('canary', 0)}, production {n.get('production', 0)}, "
-         f"previous window {n.get('previous window', 0)}; ! marks PSI above "
-         f"{report.psi_threshold:g}"],
-    )  # fmt: skip
+        [
+            (r.feature, cell(r.canary_vs_production), cell(r.vs_previous_window))
+            for r in report.drift
+        ],
+        [
+            f"prompts counted: canary {n.get('canary', 0)}, production {n.get('production', 0)}, "
+            f"previous window {n.get('previous window', 0)}; ! marks PSI above "
+            f"{report.psi_threshold:g}"
+        ],
+    )
 
 
 def _when(ts: float) -> str:
@@ -182,8 +240,10 @@ def headline(report: Report) -> list[str]:
         lines.append(f"newest records only (--max-records) from: {', '.join(report.capped)}")
     lost = sum(report.pairs.lost.values())
     if lost:
-        lines.append(f"pairs lost unscored in the window: {lost} "
-                     f"({_breakdown(report.pairs.lost)}); see the pairs table")  # fmt: skip
+        lines.append(
+            f"pairs lost unscored in the window: {lost} "
+            f"({_breakdown(report.pairs.lost)}); see the pairs table"
+        )
     if report.unreadable:
         left_out = ", ".join(f"{name} {n}" for name, n in report.unreadable.items())
         lines.append(f"records that did not parse, left out: {left_out}")
@@ -203,8 +263,9 @@ def tables(report: Report) -> list[Table]:
 
 def format_table(table: Table) -> list[str]:
     """A table as aligned plain-text lines."""
-    widths = [max(len(row[i]) for row in [table.headers, *table.rows])
-              for i in range(len(table.headers))]  # fmt: skip
+    widths = [
+        max(len(row[i]) for row in [table.headers, *table.rows]) for i in range(len(table.headers))
+    ]
 
     def line(cells: tuple[str, ...]) -> str:
         first = cells[0].ljust(widths[0])

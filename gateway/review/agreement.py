@@ -85,8 +85,9 @@ def agreement(raw: Mapping[Any, Any], reviewers_per_item: int) -> dict[str, Any]
     textbook statistic), Fleiss' for any number."""
     counters = _counters(raw)
     n = reviewers_per_item
-    tally = FleissTally(raters=n, items=counters.get(f"items:{n}", 0),
-                        squares=counters.get(f"squares:{n}", 0))  # fmt: skip
+    tally = FleissTally(
+        raters=n, items=counters.get(f"items:{n}", 0), squares=counters.get(f"squares:{n}", 0)
+    )
     prefix = f"labels:{n}:"
     tally.totals.update({k[len(prefix) :]: v for k, v in counters.items() if k.startswith(prefix)})
     result: dict[str, Any] = {

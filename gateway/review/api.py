@@ -127,9 +127,13 @@ async def verdict(request: web.Request) -> web.Response:
         raise http_error(400, "choice: only in blind mode (review.mode: blind); send a label")
     try:
         outcome = await queue.verdict(
-            reviewer, request.match_info["id"], label=body.label, choice=body.choice,
-            tags=body.tags, note=body.note,
-        )  # fmt: skip
+            reviewer,
+            request.match_info["id"],
+            label=body.label,
+            choice=body.choice,
+            tags=body.tags,
+            note=body.note,
+        )
     except ReviewConflict as exc:
         raise http_error(409, exc.reason) from None
     record = outcome.verdict
@@ -138,14 +142,24 @@ async def verdict(request: web.Request) -> web.Response:
         # The label, the side order and the final label would each tell which letter was
         # the candidate: a blind reviewer gets back only what they sent.
         return json_response(
-            {"item_id": record.item_id, "choice": record.choice,
-             "tags": record.tags, "note": record.note, "reviewer": record.reviewer,
-             "decided_at": record.decided_at, "finished": finished}
-        )  # fmt: skip
+            {
+                "item_id": record.item_id,
+                "choice": record.choice,
+                "tags": record.tags,
+                "note": record.note,
+                "reviewer": record.reviewer,
+                "decided_at": record.decided_at,
+                "finished": finished,
+            }
+        )
     return json_response(
-        {**record.model_dump(mode="json", exclude={"item"}), "finished": finished,
-         "final_label": outcome.final_label, "tied": outcome.tied}
-    )  # fmt: skip
+        {
+            **record.model_dump(mode="json", exclude={"item"}),
+            "finished": finished,
+            "final_label": outcome.final_label,
+            "tied": outcome.tied,
+        }
+    )
 
 
 async def release(request: web.Request) -> web.Response:

@@ -27,8 +27,11 @@ from gateway.review.queue import LABELS
 
 def add_parser(sub: Any) -> None:
     review = sub.add_parser("review", help="review queued pairs from the terminal")
-    review.add_argument("--url", default=os.environ.get("SHADOWGATE_CONTROL_URL",
-                        "http://127.0.0.1:8081"), help="control-plane URL")  # fmt: skip
+    review.add_argument(
+        "--url",
+        default=os.environ.get("SHADOWGATE_CONTROL_URL", "http://127.0.0.1:8081"),
+        help="control-plane URL",
+    )
     review.add_argument("--reviewer", default=os.environ.get("USER", ""), help="your name")
     actions = review.add_subparsers(dest="action", required=True)
     nxt = actions.add_parser("next", help="claim the next item and show it")
@@ -36,8 +39,11 @@ def add_parser(sub: Any) -> None:
     nxt.add_argument("--flag", help="only items with this candidate flag (e.g. refusal)")
     verdict = actions.add_parser("verdict", help="judge an item you hold")
     verdict.add_argument("id")
-    verdict.add_argument("label", choices=[*LABELS, *CHOICES],
-                         help="a label, or in blind mode which answer is better")  # fmt: skip
+    verdict.add_argument(
+        "label",
+        choices=[*LABELS, *CHOICES],
+        help="a label, or in blind mode which answer is better",
+    )
     verdict.add_argument("--tag", action="append", default=[])
     verdict.add_argument("--note")
     release = actions.add_parser("release", help="give an item back")
@@ -62,9 +68,12 @@ def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) ->
         args.url.rstrip("/") + path,
         method=method,
         data=orjson.dumps(body) if body is not None else None,
-        headers={"Authorization": f"Bearer {token}", "x-reviewer": args.reviewer,
-                 "Content-Type": "application/json"},
-    )  # fmt: skip
+        headers={
+            "Authorization": f"Bearer {token}",
+            "x-reviewer": args.reviewer,
+            "Content-Type": "application/json",
+        },
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             payload = response.read()
@@ -100,10 +109,13 @@ def _show(item: dict[str, Any]) -> None:
     if item.get("mode") == "blind":
         answers = item["answers"]
         print(f"item {item['id']}  route {item['route']}  {'; '.join(item.get('evidence', []))}")
-        _print_sections([("prompt", _prompt(item.get("request")))] + [
-            (f"answer {letter}", answers[letter].get("text") or answers[letter].get("error"))
-            for letter in ("A", "B")
-        ])  # fmt: skip
+        _print_sections(
+            [("prompt", _prompt(item.get("request")))]
+            + [
+                (f"answer {letter}", answers[letter].get("text") or answers[letter].get("error"))
+                for letter in ("A", "B")
+            ]
+        )
         _print_findings(item)
         print(f"judge with: shadowgate review verdict {item['id']} {'|'.join(CHOICES)}")
         return
@@ -111,11 +123,13 @@ def _show(item: dict[str, Any]) -> None:
     print(
         f"item {item['id']}  route {pair['route']}  reasons: {', '.join(score.get('reasons', []))}"
     )
-    _print_sections([
-        ("prompt", _prompt(pair.get("request"))),
-        ("production", pair["production"].get("text") or pair["production"].get("error")),
-        ("candidate", pair["candidate"].get("text") or pair["candidate"].get("error")),
-    ])  # fmt: skip
+    _print_sections(
+        [
+            ("prompt", _prompt(pair.get("request"))),
+            ("production", pair["production"].get("text") or pair["production"].get("error")),
+            ("candidate", pair["candidate"].get("text") or pair["candidate"].get("error")),
+        ]
+    )
     _print_findings(item)
     print(f"judge with: shadowgate review verdict {item['id']} {'|'.join(LABELS)}")
 
@@ -132,9 +146,13 @@ def export(args: argparse.Namespace) -> int:
 
     with args.out.open("wb") as out:
         summary = export_golden(
-            client, config.redis.key_prefix + KEY_VERDICTS, out, labels=args.label or (),
-            partial=args.partial, progress=progress if tty else None,
-        )  # fmt: skip
+            client,
+            config.redis.key_prefix + KEY_VERDICTS,
+            out,
+            labels=args.label or (),
+            partial=args.partial,
+            progress=progress if tty else None,
+        )
     if tty:
         sys.stderr.write("\n")
     client.close()

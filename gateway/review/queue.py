@@ -122,11 +122,17 @@ class ReviewQueue:
         self._durations = prefix + "review:durations"
         self._verdicts = prefix + KEY_VERDICTS
         names = {
-            "stream": self._stream, "queue": self._queue, "items": self._items,
-            "expiry": self._expiry, "priorities": prefix + "review:priority",
-            "tags": prefix + "review:tags", "verdicts": self._verdicts, "stats": self._stats,
-            "agreement": self._agreement, "durations": self._durations,
-        }  # fmt: skip
+            "stream": self._stream,
+            "queue": self._queue,
+            "items": self._items,
+            "expiry": self._expiry,
+            "priorities": prefix + "review:priority",
+            "tags": prefix + "review:tags",
+            "verdicts": self._verdicts,
+            "stats": self._stats,
+            "agreement": self._agreement,
+            "durations": self._durations,
+        }
         self._keys = [names[k] for k in review_scripts.KEYS]
         self._lease_ms = int(config.lease_s * 1000)
         self._register = redis.register_script(review_scripts.REGISTER)
@@ -211,8 +217,13 @@ class ReviewQueue:
         await self._intake()
         now_ms = int(time.time() * 1000)
         args: list[str | int] = [
-            GROUP_REVIEWERS, reviewer, now_ms, self._lease_ms, tag, CLAIM_WINDOW,
-        ]  # fmt: skip
+            GROUP_REVIEWERS,
+            reviewer,
+            now_ms,
+            self._lease_ms,
+            tag,
+            CLAIM_WINDOW,
+        ]
         entry_id = await self._claim(keys=self._keys, args=args)
         if entry_id is None:
             return None
@@ -270,9 +281,14 @@ class ReviewQueue:
             item=item,
         )
         args: list[str | bytes | int] = [
-            GROUP_REVIEWERS, reviewer, entry_id, int(now * 1000),
-            orjson.dumps(record.model_dump(mode="json")), label, record.route or "unknown",
-        ]  # fmt: skip
+            GROUP_REVIEWERS,
+            reviewer,
+            entry_id,
+            int(now * 1000),
+            orjson.dumps(record.model_dump(mode="json")),
+            label,
+            record.route or "unknown",
+        ]
         reply: Any = await self._verdict(keys=self._keys, args=args)
         outcome = [_text(part) for part in reply]
         if outcome[0] == "finished":

@@ -16,9 +16,17 @@ from typing import Final
 
 # The order of the keys every script is called with.
 KEYS: Final = (
-    "stream", "queue", "items", "expiry", "priorities", "tags", "verdicts", "stats",
-    "agreement", "durations",
-)  # fmt: skip
+    "stream",
+    "queue",
+    "items",
+    "expiry",
+    "priorities",
+    "tags",
+    "verdicts",
+    "stats",
+    "agreement",
+    "durations",
+)
 
 _COMMON = """
 local STREAM, QUEUE, ITEMS, EXPIRY, PRIORITIES, TAGS, VERDICTS, STATS, AGREEMENT, DURATIONS =

@@ -180,12 +180,13 @@ class RolloutController:
             canary_slow=slow_count(counts, ARM_CANARY, threshold) if threshold else 0,
             scored=delta("scored"),
             divergent=delta("queued"),
-            verdicts=regressions + delta("verdict:final:acceptable")
+            verdicts=regressions
+            + delta("verdict:final:acceptable")
             + delta("verdict:final:improvement"),
             regressions=regressions,
             judged=sum(delta(f"judge:verdict:{label}") for label in JUDGE_LABELS),
             judge_regressions=delta("judge:verdict:regression"),
-        )  # fmt: skip
+        )
 
     async def _reference_prompts(self, state: RolloutState) -> dict[str, Counter[str]]:
         """Production's prompt features in the reference window (fixed, so read once)."""
@@ -204,20 +205,29 @@ class RolloutController:
         check = check_drift(reference, canary, threshold=c.psi_threshold, min_samples=c.min_samples)
         beside = feature_psi(prompt_counts(counts, ARM_PRODUCTION), canary)
         return {
-            "guardrail": "input_drift", "outcome": check.outcome, "action": c.psi_action,
-            **check.evidence(), "vs_production_psi_max": max(beside.values(), default=None),
-        }  # fmt: skip
+            "guardrail": "input_drift",
+            "outcome": check.outcome,
+            "action": c.psi_action,
+            **check.evidence(),
+            "vs_production_psi_max": max(beside.values(), default=None),
+        }
 
     def _limits(self) -> Limits:
         c = self._config
         return Limits(
-            error_margin=c.error_margin, slow_share=c.slow_share, latency_ratio=c.latency_ratio,
-            divergence_rate=c.divergence_rate, regression_share=c.regression_share,
-            min_samples=c.min_samples, min_verdicts=c.min_verdicts,
-            require_verdicts=c.require_verdicts, require_divergence=c.require_divergence,
-            alpha=c.alpha, judge_regression_share=c.judge_regression_share,
+            error_margin=c.error_margin,
+            slow_share=c.slow_share,
+            latency_ratio=c.latency_ratio,
+            divergence_rate=c.divergence_rate,
+            regression_share=c.regression_share,
+            min_samples=c.min_samples,
+            min_verdicts=c.min_verdicts,
+            require_verdicts=c.require_verdicts,
+            require_divergence=c.require_divergence,
+            alpha=c.alpha,
+            judge_regression_share=c.judge_regression_share,
             judge_action=c.judge_action,
-        )  # fmt: skip
+        )
 
     async def tick(self) -> RolloutState:
         """One evaluation as the leader: promote, roll back or hold."""
@@ -243,9 +253,14 @@ class RolloutController:
             v.guardrail == "judge_regressions" and v.outcome == "breach" for v in result.verdicts
         )
         reason = "input_drift" if held and decision == "hold" else ""
-        record = Decision(at=time.time(), step=state.percent, look=state.look,
-                          decision=decision, evidence=evidence,
-                          reason=reason or ("judge_regressions" if judge_held else ""))  # fmt: skip
+        record = Decision(
+            at=time.time(),
+            step=state.percent,
+            look=state.look,
+            decision=decision,
+            evidence=evidence,
+            reason=reason or ("judge_regressions" if judge_held else ""),
+        )
         if decision == "rollback":
             breached = [v.guardrail for v in result.verdicts if v.outcome == "breach"]
             record.reason = "breached: " + ", ".join(breached)
@@ -294,8 +309,7 @@ class RolloutController:
         state = RolloutState(status="running", steps=steps or list(self._config.steps))
         self._pin_reference(state)
         await self._begin_step(state)
-        state.history.append(Decision(at=time.time(), step=state.percent, look=0,
-                                      decision="start"))  # fmt: skip
+        state.history.append(Decision(at=time.time(), step=state.percent, look=0, decision="start"))
         await self._save(state, fenced=False)
         return state
 
@@ -323,9 +337,11 @@ class RolloutController:
     async def abort(self) -> RolloutState:
         await self._traffic.set(self._split(0.0), source="rollout-abort")
         return await self._set_status(
-            "halted", action="abort", from_={"running", "paused", "done"},
+            "halted",
+            action="abort",
+            from_={"running", "paused", "done"},
             reason="aborted by operator",
-        )  # fmt: skip
+        )
 
     async def _set_status(
         self, status: Status, *, action: str, from_: set[str], reason: str
@@ -334,8 +350,11 @@ class RolloutController:
         if state.status not in from_:
             raise ValueError(f"cannot {action} a rollout that is {state.status}")
         state.status, state.reason = status, reason
-        state.history.append(Decision(at=time.time(), step=state.percent, look=state.look,
-                                      decision=status, reason=reason))  # fmt: skip
+        state.history.append(
+            Decision(
+                at=time.time(), step=state.percent, look=state.look, decision=status, reason=reason
+            )
+        )
         await self._save(state, fenced=False)
         return state
 

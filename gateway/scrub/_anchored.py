@@ -158,10 +158,15 @@ def _after_mark(mark: str) -> tuple[re.Pattern[str], tuple[int, ...]]:
 
 _MARKED_KEYS: Final = tuple((mark, *_after_mark(mark)) for mark in "-_.")
 _UNMARKED_KEYS: Final = (
-    ("A", re.compile(r"A(?:(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA)[A-Z0-9]{16}(?![A-Za-z0-9])"
-                     r"|Iza[0-9A-Za-z_-]{35})")),
+    (
+        "A",
+        re.compile(
+            r"A(?:(?:KIA|SIA|GPA|IDA|ROA|IPA|NPA|NVA)[A-Z0-9]{16}(?![A-Za-z0-9])"
+            r"|Iza[0-9A-Za-z_-]{35})"
+        ),
+    ),
     ("J", re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
-)  # fmt: skip
+)
 
 
 def shaped_secrets(text: str) -> Iterator[Finding]:
@@ -197,10 +202,29 @@ def _random_enough(token: str) -> bool:
 _LABEL_TOKEN: Final = re.compile(r"(?<![a-z0-9_.-])[a-z0-9_.-]*+\Z")
 _LABEL_TAIL: Final = re.compile(r"[a-z0-9_]*(?:[.-][a-z0-9_]+)*")
 _LABEL_NAMES: Final = frozenset(
-    {"password", "passwd", "pass", "pwd", "passphrase", "passcode", "secret", "token", "key",
-     "apikey", "secretkey", "accesskey", "privatekey", "authtoken", "accesstoken",
-     "refreshtoken", "credential", "credentials", "clientsecret", "sessiontoken"}
-)  # fmt: skip
+    {
+        "password",
+        "passwd",
+        "pass",
+        "pwd",
+        "passphrase",
+        "passcode",
+        "secret",
+        "token",
+        "key",
+        "apikey",
+        "secretkey",
+        "accesskey",
+        "privatekey",
+        "authtoken",
+        "accesstoken",
+        "refreshtoken",
+        "credential",
+        "credentials",
+        "clientsecret",
+        "sessiontoken",
+    }
+)
 _LABEL_VALUE: Final = re.compile(
     r"[\"']?[ \t]{0,3}(?P<sep>[:=]|=>|:=|(?:is|was|are)(?=[ \t]))?[ \t]{0,3}[\"']?"
     r"(?P<value>[^\s\"'`,;<>(){}\[\]]{6,512})"

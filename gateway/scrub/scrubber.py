@@ -25,15 +25,42 @@ from gateway.scrub._scan import WORD_CHARS, Finding, scan
 __all__ = ["ENTITIES", "Finding", "ScrubSession", "Scrubber"]
 
 ENTITIES: Final = (
-    "EMAIL", "PHONE", "CARD", "IBAN", "SSN", "IP", "MAC", "SECRET", "PERSON", "ADDRESS", "DOB",
-)  # fmt: skip
+    "EMAIL",
+    "PHONE",
+    "CARD",
+    "IBAN",
+    "SSN",
+    "IP",
+    "MAC",
+    "SECRET",
+    "PERSON",
+    "ADDRESS",
+    "DOB",
+)
 
 # String values under these keys are identifiers or enums, never user text.
 _IDENTIFIER_KEYS: Final = frozenset(
-    {"model", "role", "type", "id", "tool_call_id", "object", "finish_reason", "format",
-     "detail", "voice", "encoding_format", "service_tier", "reasoning_effort", "modalities",
-     "system_fingerprint", "status", "tool_choice", "parallel_tool_calls"}
-)  # fmt: skip
+    {
+        "model",
+        "role",
+        "type",
+        "id",
+        "tool_call_id",
+        "object",
+        "finish_reason",
+        "format",
+        "detail",
+        "voice",
+        "encoding_format",
+        "service_tier",
+        "reasoning_effort",
+        "modalities",
+        "system_fingerprint",
+        "status",
+        "tool_choice",
+        "parallel_tool_calls",
+    }
+)
 # "name" is a participant's name in a chat message (a dict with a "role"), an identifier
 # (a tool's, a function's, a schema's) anywhere else.
 _IDENTIFIER_KEYS_AND_NAME: Final = _IDENTIFIER_KEYS | {"name"}

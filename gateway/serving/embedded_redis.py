@@ -87,17 +87,27 @@ class EmbeddedRedis:
             self._process.stderr.close()
         args = [
             redis_server_binary(),
-            "--port", "0",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(self.state_dir),
-            "--save", "",
-            "--appendonly", "yes" if self._persist else "no",
-            "--appendfsync", "everysec",
-            "--loglevel", "warning",
-            "--logfile", str(self.state_dir / "redis.log"),
-            "--daemonize", "no",
-        ]  # fmt: skip
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket_path),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.state_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self._persist else "no",
+            "--appendfsync",
+            "everysec",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str(self.state_dir / "redis.log"),
+            "--daemonize",
+            "no",
+        ]
         prepare_die_with_parent()
         self._process = subprocess.Popen(
             args,

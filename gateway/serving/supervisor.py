@@ -94,8 +94,12 @@ class Supervisor:
                 watched.delay_s = self._first_delay_s
             log.error(
                 "%s (pid %s) exited with %s after %.1f s; restarting in %.2f s",
-                watched.component, watched.child.pid, code, uptime_s, watched.delay_s,
-            )  # fmt: skip
+                watched.component,
+                watched.child.pid,
+                code,
+                uptime_s,
+                watched.delay_s,
+            )
             self._schedule(watched, now)
             return
         if now < watched.restart_at:
@@ -104,16 +108,24 @@ class Supervisor:
         try:
             await loop.run_in_executor(self._spawner, watched.child.restart)
         except (OSError, ShadowgateError) as exc:
-            log.error("%s could not be restarted (%s); next try in %.2f s",
-                      watched.component, exc, watched.delay_s)  # fmt: skip
+            log.error(
+                "%s could not be restarted (%s); next try in %.2f s",
+                watched.component,
+                exc,
+                watched.delay_s,
+            )
             self._schedule(watched, now)
             return
         watched.restart_at = None
         watched.started_at = time.monotonic()
         watched.restarts += 1
         self._metrics.child_restarts.labels(watched.component).inc()
-        log.warning("%s restarted, pid %s (restart %d)",
-                    watched.component, watched.child.pid, watched.restarts)  # fmt: skip
+        log.warning(
+            "%s restarted, pid %s (restart %d)",
+            watched.component,
+            watched.child.pid,
+            watched.restarts,
+        )
 
     def _schedule(self, watched: _Watched, now: float) -> None:
         watched.restart_at = now + watched.delay_s

@@ -148,8 +148,11 @@ class DataProcesses:
             pause_s = min(5.0, 0.1 * 2**young_deaths) if young_deaths else 0.0
             log.warning(
                 "data-plane process %d (pid %d) exited with %s; starting it again in %.1f s",
-                index, process.pid, code, pause_s,
-            )  # fmt: skip
+                index,
+                process.pid,
+                code,
+                pause_s,
+            )
             await asyncio.sleep(pause_s)
             with contextlib.suppress(ProcessStartError):
                 await self._start_one(index)
@@ -178,8 +181,9 @@ class DataProcesses:
             waits = [asyncio.ensure_future(p.wait()) for p in running]
             _, late = await asyncio.wait(waits, timeout=timeout_s)
             if late:
-                log.warning("shutdown: %d data-plane processes killed after %g s",
-                            len(late), timeout_s)  # fmt: skip
+                log.warning(
+                    "shutdown: %d data-plane processes killed after %g s", len(late), timeout_s
+                )
                 for process in running:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
@@ -247,9 +251,12 @@ async def serve_workers(
             supervising = asyncio.create_task(supervisor.run(), name="supervisor")
             log.info(
                 "shadowgate serving on %s:%d with %d data-plane processes (control %s:%d)",
-                config.listen.host, config.listen.port, workers, config.control.host,
+                config.listen.host,
+                config.listen.port,
+                workers,
+                config.control.host,
                 config.control.port,
-            )  # fmt: skip
+            )
             await stop.wait()
             log.info("shutting down: draining %d data-plane processes", children.serving)
             gateway.start_draining()

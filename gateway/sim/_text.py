@@ -102,15 +102,35 @@ _BANKS: Final[dict[str, tuple[str, ...]]] = {
 _KEYWORDS: Final[dict[str, tuple[str, ...]]] = {
     "code": ("python", "function", "code", "linked list", "palindrome", "algorithm", "bug"),
     "data": ("database", "postgres", "query", "index", "sql", "table"),
-    "systems": ("kubernetes", "cap theorem", "keep-alive", "http", "process", "thread",
-                "proxy", "api key", "server", "latency"),
-    "support": ("refund", "billing", "charge", "card", "order", "subscription", "email",
-                "iban", "account", "plan"),
+    "systems": (
+        "kubernetes",
+        "cap theorem",
+        "keep-alive",
+        "http",
+        "process",
+        "thread",
+        "proxy",
+        "api key",
+        "server",
+        "latency",
+    ),
+    "support": (
+        "refund",
+        "billing",
+        "charge",
+        "card",
+        "order",
+        "subscription",
+        "email",
+        "iban",
+        "account",
+        "plan",
+    ),
     "writing": ("draft", "write", "note", "haiku", "poem", "reminder", "translate", "letter"),
     "travel": ("itinerary", "travel", "trip", "lisbon", "hotel", "flight", "station"),
     "food": ("dinner", "recipe", "vegetarian", "cook", "meal", "lunch"),
     "history": ("revolution", "history", "war", "empire", "century"),
-}  # fmt: skip
+}
 _OPENERS: Final = (
     'You asked: "{subject}".',
     'Here is my answer to "{subject}".',
@@ -135,12 +155,24 @@ _DIVERGENT: Final = (
 )
 # Rewordings that keep the meaning in every sentence of the banks above.
 _SYNONYMS: Final = (
-    ("usually", "often"), ("start", "begin"), ("short", "brief"), ("help", "assist"),
-    ("large", "big"), ("check", "verify"), ("clear", "obvious"),
-    ("matters", "counts"), ("cheapest", "least expensive"), ("every", "each"),
-    ("slow", "sluggish"), ("rarely", "seldom"), ("common", "typical"), ("a few", "several"),
-    ("quickly", "rapidly"), ("important", "essential"), ("choose", "pick"),
-)  # fmt: skip
+    ("usually", "often"),
+    ("start", "begin"),
+    ("short", "brief"),
+    ("help", "assist"),
+    ("large", "big"),
+    ("check", "verify"),
+    ("clear", "obvious"),
+    ("matters", "counts"),
+    ("cheapest", "least expensive"),
+    ("every", "each"),
+    ("slow", "sluggish"),
+    ("rarely", "seldom"),
+    ("common", "typical"),
+    ("a few", "several"),
+    ("quickly", "rapidly"),
+    ("important", "essential"),
+    ("choose", "pick"),
+)
 _HEDGES: Final = ("In practice, ", "Generally, ", "As a rule, ", "In most cases, ")
 _PLAIN_WORD: Final = re.compile(r"[a-z]+")
 _POLITE_PREFIX: Final = re.compile(

@@ -116,9 +116,12 @@ async def _send_prompts(base_url: str, prompts: list[str], concurrency: int) -> 
             try:
                 if i % 2:
                     raw_stream = await client.chat.completions.with_raw_response.create(
-                        model="demo", messages=messages, user=user, stream=True,
+                        model="demo",
+                        messages=messages,
+                        user=user,
+                        stream=True,
                         stream_options={"include_usage": True},
-                    )  # fmt: skip
+                    )
                     async for _chunk in raw_stream.parse():
                         pass
                     outcomes["streamed"] += 1
@@ -258,8 +261,10 @@ def _report_scores(redis_socket: Path, control_url: str, expected: int) -> tuple
     print(f"scored {len(scores)} of {expected} captured pairs (the embedded scoring worker)")
     excess = sorted(s.excess for s in scores if s.excess is not None)
     if excess:
-        print(f"  excess divergence over the noise floor: median {median(excess):.3f}, "
-              f"p90 {excess[int(0.9 * (len(excess) - 1))]:.3f}")  # fmt: skip
+        print(
+            f"  excess divergence over the noise floor: median {median(excess):.3f}, "
+            f"p90 {excess[int(0.9 * (len(excess) - 1))]:.3f}"
+        )
     judged = Counter(s.judge.label or f"skipped {s.judge.skipped}" for s in scores if s.judge)
     if judged:
         print("  LLM judge (simulated): " + ", ".join(f"{k} {v}" for k, v in judged.most_common()))
@@ -375,8 +380,10 @@ def run_demo(*, requests: int = 300, keep_running: bool = False) -> int:
     try:
         config_path = _start(workdir, ports, children)
         control_url = f"http://127.0.0.1:{ports['control']}"
-        print(f"gateway on http://127.0.0.1:{ports['gateway']} (control {control_url}); "
-              f"sending {requests} prompts ...")  # fmt: skip
+        print(
+            f"gateway on http://127.0.0.1:{ports['gateway']} (control {control_url}); "
+            f"sending {requests} prompts ..."
+        )
         started, started_at = time.monotonic(), time.time()
         outcomes = uvloop.run(
             _send_prompts(f"http://127.0.0.1:{ports['gateway']}/v1", demo_prompts(requests), 16)

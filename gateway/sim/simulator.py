@@ -238,8 +238,12 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 async def models(request: web.Request) -> web.Response:
     """GET /v1/models: the one model this server plays."""
-    model = {"id": request.app[SIM_STATE].profile.model, "object": "model", "created": 0,
-             "owned_by": "shadowgate"}  # fmt: skip
+    model = {
+        "id": request.app[SIM_STATE].profile.model,
+        "object": "model",
+        "created": 0,
+        "owned_by": "shadowgate",
+    }
     return json_response({"object": "list", "data": [model]})
 
 

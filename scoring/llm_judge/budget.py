@@ -45,8 +45,10 @@ class JudgeBudget:
         self._take = redis.register_script(_TAKE)
 
     def _keys(self, now: float) -> tuple[str, str]:
-        return (f"{self._key}:calls:{int(now // 60)}",
-                f"{self._key}:usd:{time.strftime('%Y-%m-%d', time.gmtime(now))}")  # fmt: skip
+        return (
+            f"{self._key}:calls:{int(now // 60)}",
+            f"{self._key}:usd:{time.strftime('%Y-%m-%d', time.gmtime(now))}",
+        )
 
     async def take(self) -> JudgeSkip | None:
         """None when a call may go ahead (it is counted), else why not."""

@@ -87,9 +87,11 @@ class JudgeClient:
     async def ask(self, messages: list[dict[str, str]]) -> JudgeVerdict:
         """The judge's verdict, or why there is none (`error`, `unparseable`), with the cost."""
         body: dict[str, Any] = {
-            "model": self._config.model, "messages": messages, "temperature": 0,
+            "model": self._config.model,
+            "messages": messages,
+            "temperature": 0,
             "max_tokens": self._config.max_tokens,
-        }  # fmt: skip
+        }
         if self._config.json_mode:
             body["response_format"] = {"type": "json_object"}
         model = self._config.model
@@ -124,8 +126,10 @@ class JudgeClient:
         parsed = parse_verdict(content)
         if parsed is None:
             log.info("judge: no verdict in the answer %.200r", content)
-            return JudgeVerdict(skipped="unparseable", model=model, cost_usd=cost,
-                                latency_ms=latency_ms)  # fmt: skip
+            return JudgeVerdict(
+                skipped="unparseable", model=model, cost_usd=cost, latency_ms=latency_ms
+            )
         label, reason = parsed
-        return JudgeVerdict(label=label, reason=reason, model=model, cost_usd=cost,
-                            latency_ms=latency_ms)  # fmt: skip
+        return JudgeVerdict(
+            label=label, reason=reason, model=model, cost_usd=cost, latency_ms=latency_ms
+        )

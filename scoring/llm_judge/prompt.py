@@ -66,8 +66,9 @@ def build_messages(pair: PairRecord, score: ScoreRecord, *, max_chars: int) -> l
     noticed = [e.message for e in score.counted_evidence][:MAX_EVIDENCE]
     if noticed:
         lines = "\n".join(f"- {m}" for m in noticed)
-        blocks.append(_block("checks", "Automatic checks noticed (they may be wrong):\n" + lines,
-                             max_chars))  # fmt: skip
+        blocks.append(
+            _block("checks", "Automatic checks noticed (they may be wrong):\n" + lines, max_chars)
+        )
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(blocks)}]
 
 

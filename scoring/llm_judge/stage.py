@@ -141,8 +141,9 @@ async def open_judge(config: Config, redis: Redis) -> AsyncIterator[JudgeStage |
     timeout = aiohttp.ClientTimeout(total=judge.timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         budget = JudgeBudget(redis=redis, prefix=config.redis.key_prefix, config=judge)
-        stage = JudgeStage(config=judge, client=JudgeClient(config=judge, session=session),
-                           budget=budget)  # fmt: skip
+        stage = JudgeStage(
+            config=judge, client=JudgeClient(config=judge, session=session), budget=budget
+        )
         try:
             yield stage
         finally:

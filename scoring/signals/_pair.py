@@ -54,10 +54,11 @@ class PairView:
         for name in SIDES:
             side = self.side(name)
             out[name] = [
-                s for s in side.sentences
+                s
+                for s in side.sentences
                 if self.block_at(name, s.start, s.end) is not None
                 and may_state(side.tokens[s.first : s.last])
-            ]  # fmt: skip
+            ]
         return out
 
     @cached_property

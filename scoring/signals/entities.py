@@ -24,8 +24,16 @@ def _known(lower: str, vocabulary: frozenset[str]) -> bool:
     """In the vocabulary as it is or in an inflected form (`bake`: only `baked` is there)."""
     if lower in vocabulary:
         return True
-    forms = (lower + "s", lower + "d", lower + "ed", lower + "ing", lower[:-1] + "ing",
-             lower[:-1], lower[:-2], lower[:-3])  # fmt: skip
+    forms = (
+        lower + "s",
+        lower + "d",
+        lower + "ed",
+        lower + "ing",
+        lower[:-1] + "ing",
+        lower[:-1],
+        lower[:-2],
+        lower[:-3],
+    )
     return any(form in vocabulary for form in forms if len(form) >= 3)
 
 

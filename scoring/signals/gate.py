@@ -28,9 +28,14 @@ from scoring.signals.parse import parse
 
 # Behavioural flags as evidence: how much each one matters to a reviewer.
 FLAG_SEVERITY: Final[dict[str, Severity]] = {
-    "refusal": "high", "empty": "high", "error": "high", "timeout": "high",
-    "invalid_json": "high", "truncated": "high", "length_ratio": "low",
-}  # fmt: skip
+    "refusal": "high",
+    "empty": "high",
+    "error": "high",
+    "timeout": "high",
+    "invalid_json": "high",
+    "truncated": "high",
+    "length_ratio": "low",
+}
 FLAG_MESSAGES: Final = {
     "refusal": "the candidate refused",
     "empty": "the candidate's answer is empty",
@@ -72,12 +77,16 @@ def pair_signals(
     """Run the signals on a pair (pure; safe in a worker thread)."""
     prompt = prompt_of(pair.request)
     production = parse(pair.production.text)
-    found = detector.compare(production, pair.candidate.text, prompt=prompt,
-                             wants_json=wants_json, content=not skip_content)  # fmt: skip
+    found = detector.compare(
+        production,
+        pair.candidate.text,
+        prompt=prompt,
+        wants_json=wants_json,
+        content=not skip_content,
+    )
     noise = None
     if pair.noise is not None and pair.noise.text and not pair.noise.error:
-        noise = detector.compare(production, pair.noise.text, prompt=prompt,
-                                 wants_json=wants_json)  # fmt: skip
+        noise = detector.compare(production, pair.noise.text, prompt=prompt, wants_json=wants_json)
     return PairSignals(found, noise)
 
 
@@ -85,10 +94,14 @@ def flag_evidence(flags: list[str], candidate_text: str | None) -> list[Evidence
     """The candidate's new behavioural flags as evidence items over its whole answer."""
     end = len(candidate_text or "")
     return [
-        Evidence(kind=flag, severity=FLAG_SEVERITY.get(flag, "medium"),
-                 message=FLAG_MESSAGES.get(flag, flag), candidate_span=(0, end))
+        Evidence(
+            kind=flag,
+            severity=FLAG_SEVERITY.get(flag, "medium"),
+            message=FLAG_MESSAGES.get(flag, flag),
+            candidate_span=(0, end),
+        )
         for flag in flags
-    ]  # fmt: skip
+    ]
 
 
 def _spot(item: Evidence) -> tuple[str, object]:

@@ -46,9 +46,10 @@ def sentence_pairs(pair: PairView, ignore: frozenset[str]) -> list[tuple[Sentenc
     theirs = [_words(c.tokens, s, ignore) for s in c.sentences]
     # Candidate sentences no block touches are production's own, already accounted for.
     touched = [
-        n for n, s in enumerate(c.sentences)
+        n
+        for n, s in enumerate(c.sentences)
         if pair.block_at("candidate", s.start, s.end) is not None
-    ]  # fmt: skip
+    ]
     # What of each candidate sentence the production sentences paired with it leave unsaid.
     unsaid = {n: set(theirs[n]) for n in touched}
     paired: list[tuple[Sentence, Sentence]] = []
@@ -69,10 +70,14 @@ def sentence_pairs(pair: PairView, ignore: frozenset[str]) -> list[tuple[Sentenc
     # A sentence no statement claimed yet comes before the rest of a claimed one.
     free = {n for n in touched if unsaid[n] == theirs[n]}
     options = sorted(
-        ((n in free, dice(mine, unsaid[n]), i, n) for i, (_, mine) in enumerate(left)
-         for n in touched if mine & unsaid[n]),
+        (
+            (n in free, dice(mine, unsaid[n]), i, n)
+            for i, (_, mine) in enumerate(left)
+            for n in touched
+            if mine & unsaid[n]
+        ),
         reverse=True,
-    )  # fmt: skip
+    )
     done: set[int] = set()
     for _, _, i, n in options:
         sentence, mine = left[i]

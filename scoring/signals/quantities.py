@@ -171,9 +171,23 @@ class Value(NamedTuple):
 
 
 _VALUE_WORDS: Final = frozenset(
-    {*_SMALL, *_TENS, *_SCALES, "noon", "midday", "midnight", "$", "€", "£", "¥",
-     *MONTHS, *(m[:3] for m in MONTHS), *WEEKDAYS, *(w[:3] for w in WEEKDAYS)}
-)  # fmt: skip
+    {
+        *_SMALL,
+        *_TENS,
+        *_SCALES,
+        "noon",
+        "midday",
+        "midnight",
+        "$",
+        "€",
+        "£",
+        "¥",
+        *MONTHS,
+        *(m[:3] for m in MONTHS),
+        *WEEKDAYS,
+        *(w[:3] for w in WEEKDAYS),
+    }
+)
 
 
 _TIME_UNITS: Final = frozenset({"day", "week", "month", "year", "hour", "minute", "second"})
@@ -241,12 +255,38 @@ def _normalise(dimension: str, amount: float) -> tuple[str, float]:
 # few `in` tests are far cheaper than running the full patterns over every sentence.
 _DATE_HINTS: Final = ("-", "/", *(m[:3] for m in MONTHS), *(w[:3] for w in WEEKDAYS))
 _WORD_HINTS: Final = (
-    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-    "eleven", "twelve", "teen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy",
-    "eighty", "ninety", "hundred", "thousand", "million", "billion",
-    *(f"{word} {unit}" for word in ONE_UNIT for unit in ("day", "week", "month", "year", "hour",
-                                                          "minute", "second")),
-)  # fmt: skip
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "teen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+    "million",
+    "billion",
+    *(
+        f"{word} {unit}"
+        for word in ONE_UNIT
+        for unit in ("day", "week", "month", "year", "hour", "minute", "second")
+    ),
+)
 _NUMBER_START: Final = re.compile(r"[\d$€£¥]")
 _CODE_BEFORE: Final = re.compile(r"(?:usd|eur|gbp|chf|jpy)\s?\Z", re.I)
 
@@ -422,8 +462,17 @@ def _window(
         else:
             dimension, factor = "count", 1.0
         dimension, amount = _normalise(dimension, amount * factor)
-        numbers.append(Value("number", dimension, amount, text=text[start:end].strip(),
-                             start=start, end=end, factor=factor))  # fmt: skip
+        numbers.append(
+            Value(
+                "number",
+                dimension,
+                amount,
+                text=text[start:end].strip(),
+                start=start,
+                end=end,
+                factor=factor,
+            )
+        )
     _share_units(text, numbers)
     found.extend(numbers)
     found.sort(key=lambda v: v.start)

@@ -57,8 +57,9 @@ def compare(
         worded = len(mine & c.content_words) / len(mine) >= COVERED or (
             partner is not None and _warns(c, partner)
         )
-        stated = [v for v in p.stated(sentence)
-                  if not v.unit_only and (v.start, v.end) not in changed]  # fmt: skip
+        stated = [
+            v for v in p.stated(sentence) if not v.unit_only and (v.start, v.end) not in changed
+        ]
         if worded and all(any(v.same(o) for o in c.values) for v in stated):
             continue
         found.append(

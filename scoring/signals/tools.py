@@ -33,9 +33,16 @@ def compare(pair: PairView) -> list[Evidence]:
     found: list[Evidence] = []
 
     def item(message: str, before: ToolCall | None, after: ToolCall | None, path: str) -> None:
-        found.append(evidence("tool_call", "high", message,
-                              _span(before, p.text) if before else None,
-                              _span(after, c.text) if after else None, path=path))  # fmt: skip
+        found.append(
+            evidence(
+                "tool_call",
+                "high",
+                message,
+                _span(before, p.text) if before else None,
+                _span(after, c.text) if after else None,
+                path=path,
+            )
+        )
 
     for call in unmatched:
         same_name = next((o for o in left if o.name == call.name), None)
@@ -48,8 +55,11 @@ def compare(pair: PairView) -> list[Evidence]:
             item(f"tool {call.name} → {other.name}", call, other, call.name)
             continue
         for d in diff(_args(call), _args(other)):
-            what = (f": {shown(d.production)} → {shown(d.candidate)}" if d.what == "changed"
-                    else f" {d.what}")  # fmt: skip
+            what = (
+                f": {shown(d.production)} → {shown(d.candidate)}"
+                if d.what == "changed"
+                else f" {d.what}"
+            )
             item(f"{call.name}({d.path}){what}", call, other, f"{call.name}.{d.path}")
     for call in left:
         item(f"extra call {call.name}", None, call, call.name)
