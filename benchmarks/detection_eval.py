@@ -31,14 +31,13 @@ import numpy.typing as npt
 
 from benchmarks._detection_set import DATA, record
 from gateway.config import JudgeSelection, LlmJudgeConfig, ScoringConfig
-from gateway.records import PairRecord
+from gateway.records import PairRecord, ScoreRecord
 from gateway.sim.simulator import PROFILES, start
 from scoring.divergence import Flagger, NoiseFloor, cosine_distance, score_pair, signals_of
 from scoring.embedder import Embedder
 from scoring.llm_judge.client import JudgeClient
 from scoring.llm_judge.prompt import build_messages
 from scoring.llm_judge.stage import apply_verdict, selected
-from scoring.records import ScoreRecord
 from scoring.signals.detect import Detector
 from scoring.signals.gate import EvidenceNoise, PairSignals
 

@@ -41,12 +41,11 @@ import yaml
 from benchmarks.scoring_throughput import answers
 from gateway.config import Config, parse_config
 from gateway.constants import KEY_SCORES
-from gateway.records import Exchange, PairRecord
+from gateway.records import Exchange, PairRecord, ScoreRecord
 from gateway.runtime import Gateway
 from gateway.serving.embedded_redis import EmbeddedRedis
 from gateway.serving.processes import Child, shadowgate_command
 from scoring.backlog import Backlog
-from scoring.records import ScoreRecord
 
 PREFIX = "shadowgate:"
 

@@ -45,8 +45,6 @@ DEFAULT_SHADOW_PATHS: Final = (
     "/v1/responses",
 )
 
-PAIR_SCHEMA_VERSION: Final = 1
-
 # Every stream entry carries one field holding the record's JSON; entries of the pairs stream
 # also carry their running number among all pairs published (see publish.py).
 STREAM_FIELD: Final = "data"
@@ -68,7 +66,6 @@ LOST_TRIMMED_PENDING: Final = "trimmed_pending"
 # when its heartbeat stops.
 KEY_WORKERS: Final = "workers"
 KEY_WORKER_HEARTBEAT: Final = "workers:"
-SCORE_SCHEMA_VERSION: Final = 1
 
 # The LLM judge (`scoring.judge`): its spend and call counts, shared by every worker, live
 # under this key; why a scored pair got no verdict is one of the JUDGE_SKIP_* reasons, the

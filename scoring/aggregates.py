@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from gateway.constants import JUDGE_LABELS, JUDGE_SKIPS
-from scoring.records import ScoreRecord
+from gateway.records import ScoreRecord
 
 # Upper bounds of the excess-divergence histogram buckets.
 BUCKETS: Final = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)

@@ -14,8 +14,7 @@ import numpy.typing as npt
 import orjson
 
 from gateway.config import ScoringConfig
-from gateway.records import Exchange, PairRecord
-from scoring.records import SEVERITY_RANK, ScoreRecord
+from gateway.records import SEVERITY_RANK, Exchange, PairRecord, ScoreRecord
 from scoring.signals.detect import Detector
 from scoring.signals.gate import NO_CONTENT, EvidenceNoise, PairSignals, flag_evidence, pair_signals
 

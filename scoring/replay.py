@@ -13,11 +13,12 @@ from typing import Any
 
 import aiohttp
 import orjson
+from pydantic import ValidationError
 
+from gateway.answers import reassemble
 from gateway.config import ScoringConfig
 from gateway.errors import ConfigError
-from gateway.proxy.capture import reassemble
-from gateway.records import Exchange
+from gateway.records import Exchange, GoldenCase
 from scoring.divergence import Flagger, cosine_distance, wants_json
 from scoring.embedder import Embedder
 
@@ -42,19 +43,20 @@ def load_golden(path: Path) -> list[Case]:
         if not line.strip():
             continue
         try:
-            record = orjson.loads(line)
+            golden = GoldenCase.from_json(line)
         except orjson.JSONDecodeError:
             raise ConfigError(f"{path}:{n}: not a JSON line") from None
-        request = record.get("request")
-        reference = (
-            record["candidate"] if record.get("label") != "regression" else record.get("production")
-        )
-        if not isinstance(request, dict) or not isinstance(reference, str):
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "line"
+            raise ConfigError(f"{path}:{n}: {where}: {first['msg']}") from None
+        request, reference = golden.request, golden.approved
+        if not isinstance(request, dict) or reference is None:
             raise ConfigError(f"{path}:{n}: needs a request object and an approved answer")
         request = {k: v for k, v in request.items() if k not in ("stream", "stream_options")}
-        route = record.get("route") or "/v1/chat/completions"
+        route = golden.route or "/v1/chat/completions"
         cases.append(
-            Case(route=route, request=request, reference=reference, label=record.get("label", ""))
+            Case(route=route, request=request, reference=reference, label=golden.label or "")
         )
     if not cases:
         raise ConfigError(f"{path}: no golden records")

@@ -14,9 +14,8 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gateway.constants import ARM_SHADOW
-from gateway.records import PairRecord
+from gateway.records import PairRecord, ScoreRecord
 from gateway.tracing.spans import SHADOWGATE_ARM, Tracing
-from scoring.records import ScoreRecord
 
 # GenAI semantic conventions (development status); a test checks them against the semconv
 # package's incubating module.

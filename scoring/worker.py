@@ -39,14 +39,13 @@ from gateway.constants import (
     STREAM_FIELD,
 )
 from gateway.proxy.arm_stats import RETENTION_S, bucket_key
-from gateway.records import PairRecord
+from gateway.records import PairRecord, ReviewItem, ScoreRecord
 from gateway.redis_client import raise_if_cancelled
 from scoring.aggregates import aggregate_fields
 from scoring.divergence import Flagger, NoiseFloor, priority, score_pair, signals_of
 from scoring.embedder import Embedder
 from scoring.llm_judge.stage import JudgeStage
 from scoring.providers import batching
-from scoring.records import ReviewItem, ScoreRecord
 from scoring.signals.detect import Detector
 from scoring.signals.gate import EvidenceNoise, PairSignals
 

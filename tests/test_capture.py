@@ -7,7 +7,8 @@ import gzip
 import orjson
 import pytest
 
-from gateway.proxy.capture import Answer, Capture, reassemble
+from gateway.answers import Answer, reassemble
+from gateway.proxy.capture import Capture
 
 
 def sse(*events: object) -> bytes:

@@ -23,8 +23,8 @@ import redis
 import yaml
 
 from benchmarks.detection_data import ACCEPTABLE, REGRESSIONS
+from gateway.records import ReviewItem, ScoreRecord
 from gateway.serving.processes import Child, free_port, shadowgate_command
-from scoring.records import ReviewItem, ScoreRecord
 
 pytestmark = pytest.mark.e2e
 DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "detection_pairs.jsonl"

@@ -19,9 +19,8 @@ import pytest
 import redis
 import yaml
 
-from gateway.records import PairRecord, pairs_from_entries
+from gateway.records import PairRecord, ScoreRecord, pairs_from_entries
 from gateway.serving.processes import Child, free_port, shadowgate_command
-from scoring.records import ScoreRecord
 
 pytestmark = pytest.mark.e2e
 ADMIN_TOKEN = "e2e-admin"

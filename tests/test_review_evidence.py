@@ -9,11 +9,10 @@ import orjson
 import pytest
 
 from gateway.config import RedisConfig, parse_config
-from gateway.records import Exchange, PairRecord
+from gateway.records import Exchange, PairRecord, ReviewItem, ScoreRecord
 from gateway.redis_client import connect
 from gateway.review.evidence import blind_sentence
 from scoring.embedder import Embedder
-from scoring.records import ReviewItem, ScoreRecord
 from scoring.signals.detect import Detector
 from scoring.signals.gate import flag_evidence
 from scoring.worker import ScoringWorker

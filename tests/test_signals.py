@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway.records import Evidence
 from scoring.embedder import default_tokenizer_path
-from scoring.records import Evidence
 from scoring.signals.detect import Detector, load_vocabulary
 from scoring.signals.parse import parse
 from scoring.signals.quantities import values

@@ -13,10 +13,9 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from gateway.records import Exchange, PairRecord
+from gateway.records import Exchange, PairRecord, ScoreRecord
 from gateway.sim.simulator import PROFILES, SIM_STATE, SimProfile, build_app, start
 from scoring.llm_judge.prompt import build_messages, parse_verdict
-from scoring.records import ScoreRecord
 
 Client = TestClient[Any, Any]
 QUESTION = "Explain what a Kubernetes readiness probe is for."

@@ -25,10 +25,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes
 from opentelemetry.trace import SpanKind, StatusCode
 
+from gateway.answers import reassemble
 from gateway.config import ScoringConfig, parse_config
 from gateway.errors import ConfigError
-from gateway.proxy.capture import reassemble
-from gateway.records import PairRecord
+from gateway.records import PairRecord, ScoreRecord
 from gateway.redis_client import connect
 from gateway.serving.processes import Child, free_port, shadowgate_command
 from gateway.tracing import spans as gateway_tracing
@@ -36,7 +36,6 @@ from gateway.tracing.setup import exporter_names, load_tracing
 from gateway.tracing.spans import Tracing, traceparent
 from scoring import tracing as scoring_tracing
 from scoring.embedder import Embedder
-from scoring.records import ScoreRecord
 from scoring.tracing import EvaluationEvents
 from scoring.worker import ScoringWorker
 from tests.conftest import Rig, RigFactory

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from gateway.config import Config, RedisConfig, parse_config
-from gateway.records import Exchange, PairRecord
+from gateway.records import Exchange, PairRecord, ReviewItem, ScoreRecord
 from gateway.redis_client import connect
 from scoring.embedder import Embedder
-from scoring.records import ReviewItem, ScoreRecord
 from scoring.worker import ScoringWorker
 
 PREFIX = "shadowgate:"

@@ -27,12 +27,11 @@ from gateway.constants import (
 )
 from gateway.proxy.arm_stats import LATENCY_BOUNDS, ArmStats, latency_bucket, prompt_counts
 from gateway.proxy.prompt_features import FEATURES
-from gateway.records import Exchange, PairRecord
+from gateway.records import Exchange, PairRecord, ScoreRecord
 from gateway.rollout.controller import RolloutState
 from scoring.backlog import BacklogMeter
 from scoring.drift import feature_psi, samples
 from scoring.heartbeat import alive_workers
-from scoring.records import ScoreRecord
 from scoring.stats import wilson
 
 _PAGE = 1000

@@ -19,6 +19,7 @@ import redis
 from gateway.config import apply_environment, load_config
 from gateway.constants import KEY_VERDICTS
 from gateway.errors import ConfigError, ShadowgateError
+from gateway.records import ReviewItem
 from gateway.redis_client import configured_url
 from gateway.review.blind import CHOICES
 from gateway.review.export import export_golden
@@ -119,15 +120,15 @@ def _show(item: dict[str, Any]) -> None:
         _print_findings(item)
         print(f"judge with: shadowgate review verdict {item['id']} {'|'.join(CHOICES)}")
         return
-    pair, score = item["pair"], item.get("score", {})
-    print(
-        f"item {item['id']}  route {pair['route']}  reasons: {', '.join(score.get('reasons', []))}"
-    )
+    # The claimed item is the review item as queued, beside the claim's id and findings.
+    review = ReviewItem.model_validate(item)
+    pair = review.pair
+    print(f"item {item['id']}  route {pair.route}  reasons: {', '.join(review.score.reasons)}")
     _print_sections(
         [
-            ("prompt", _prompt(pair.get("request"))),
-            ("production", pair["production"].get("text") or pair["production"].get("error")),
-            ("candidate", pair["candidate"].get("text") or pair["candidate"].get("error")),
+            ("prompt", _prompt(pair.request)),
+            ("production", pair.production.text or pair.production.error),
+            ("candidate", pair.candidate.text or pair.candidate.error),
         ]
     )
     _print_findings(item)

@@ -14,17 +14,16 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-import orjson
 import redis
+from pydantic import ValidationError
 
+from gateway.records import GoldenCase, GoldenVote, Verdict
 from gateway.review.agreement import final_label
-
-_VERDICT_FIELDS = ("reviewer", "label", "choice", "sides", "tags", "note", "decided_at")
 
 
 @dataclass
 class _Item:
-    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
     final: tuple[str, bool] | None = None
     """From the verdict that completed the item (the stream entry's `final` field)."""
 
@@ -37,6 +36,8 @@ class ExportSummary:
     awaiting: int = 0
     both_bad: int = 0
     other_labels: int = 0
+    unreadable: int = 0
+    """Verdicts that did not parse, left out."""
 
     def line(self, out: str) -> str:
         left = [
@@ -45,6 +46,7 @@ class ExportSummary:
                 (self.awaiting, "awaiting verdicts"),
                 (self.both_bad, "both answers bad"),
                 (self.other_labels, "with another label"),
+                (self.unreadable, "unreadable verdicts"),
             )
             if n
         ]
@@ -53,7 +55,10 @@ class ExportSummary:
 
 
 def _read(
-    client: redis.Redis, key: str, progress: Callable[[int, int], None] | None
+    client: redis.Redis,
+    key: str,
+    summary: ExportSummary,
+    progress: Callable[[int, int], None] | None,
 ) -> dict[str, _Item]:
     total = int(client.xlen(key))
     items: dict[str, _Item] = {}
@@ -66,35 +71,39 @@ def _read(
             return items
         for _, fields in entries:
             seen += 1
-            verdict = orjson.loads(fields[b"data"])
-            item = items.setdefault(verdict["item_id"], _Item())
+            try:
+                verdict = Verdict.from_json(fields[b"data"])
+            except (KeyError, ValueError, ValidationError):
+                summary.unreadable += 1
+                continue
+            item = items.setdefault(verdict.item_id, _Item())
             item.verdicts.append(verdict)
             if b"final" in fields:
                 item.final = (fields[b"final"].decode(), fields.get(b"tied") == b"1")
-            elif verdict.get("schema_version", 1) < 2:  # one reviewer per item back then
-                item.final = (verdict["label"], False)
+            elif verdict.schema_version < 2:  # one reviewer per item back then
+                item.final = (verdict.label, False)
         start = entries[-1][0].decode()
         if progress:
             progress(seen, total)
 
 
-def _record(item: _Item, label: str, tied: bool) -> dict[str, Any]:
+def _golden(item: _Item, label: str, tied: bool) -> GoldenCase:
     first = item.verdicts[0]
-    pair = (first.get("item") or {}).get("pair") or {}
-    labels = [v["label"] for v in item.verdicts]
-    return {
-        "pair_id": first.get("pair_id"),
-        "route": first.get("route"),
-        "request": pair.get("request"),
-        "production": (pair.get("production") or {}).get("text"),
-        "candidate": (pair.get("candidate") or {}).get("text"),
-        "label": label,
-        "tied": tied,
-        "complete": item.final is not None,
-        "agreement": labels.count(label) / len(labels),
-        "tags": list(dict.fromkeys(t for v in item.verdicts for t in v.get("tags", []))),
-        "verdicts": [{k: v.get(k) for k in _VERDICT_FIELDS} for v in item.verdicts],
-    }
+    pair = first.item.pair if first.item else None
+    labels = [v.label for v in item.verdicts]
+    return GoldenCase(
+        pair_id=first.pair_id,
+        route=first.route,
+        request=pair.request if pair else None,
+        production=pair.production.text if pair else None,
+        candidate=pair.candidate.text if pair else None,
+        label=label,
+        tied=tied,
+        complete=item.final is not None,
+        agreement=labels.count(label) / len(labels),
+        tags=list(dict.fromkeys(t for v in item.verdicts for t in v.tags)),
+        verdicts=[GoldenVote.of(v) for v in item.verdicts],
+    )
 
 
 def export_golden(
@@ -106,21 +115,21 @@ def export_golden(
     partial: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExportSummary:
-    """Write the golden records of the verdicts stream `key` to `out`, one JSON line each."""
+    """Write the golden cases of the verdicts stream `key` to `out`, one JSON line each."""
     summary = ExportSummary()
-    for item in _read(client, key, progress).values():
+    for item in _read(client, key, summary, progress).values():
         summary.items += 1
         summary.verdicts += len(item.verdicts)
         if item.final is None and not partial:
             summary.awaiting += 1
             continue
-        label, tied = item.final or final_label(v["label"] for v in item.verdicts)
-        if 2 * sum(v.get("choice") == "both_bad" for v in item.verdicts) >= len(item.verdicts):
+        label, tied = item.final or final_label(v.label for v in item.verdicts)
+        if 2 * sum(v.choice == "both_bad" for v in item.verdicts) >= len(item.verdicts):
             summary.both_bad += 1
             continue
         if labels and label not in labels:
             summary.other_labels += 1
             continue
-        out.write(orjson.dumps(_record(item, label, tied)) + b"\n")
+        out.write(_golden(item, label, tied).to_json() + b"\n")
         summary.written += 1
     return summary

@@ -12,28 +12,27 @@ refused.
 
 from __future__ import annotations
 
-import contextlib
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from gateway.config import ReviewConfig
 from gateway.constants import GROUP_REVIEWERS, KEY_REVIEW, KEY_VERDICTS
 from gateway.errors import ShadowgateError
+from gateway.records import ReviewItem, Verdict
 from gateway.review import blind as review_blind
 from gateway.review import scripts as review_scripts
 from gateway.review.agreement import LABELS, agreement, reviewers
 
-__all__ = ["LABELS", "Claimed", "ReviewConflict", "ReviewQueue", "Verdict"]
+__all__ = ["LABELS", "Claimed", "ReviewConflict", "ReviewQueue"]
 
 INTAKE: Final = "intake"
-VERDICT_SCHEMA_VERSION: Final = 2
 # How many of the highest queued items a claim looks at for one it may take: a tag filter for
 # something rare, or a reviewer who already judged or holds every item up there, may find
 # nothing even though such items wait further down.
@@ -45,27 +44,6 @@ _CONFLICTS: Final = {
     "not_held": "you do not hold this item (claim it first)",
     "expired": "your lease on this item expired; claim it again",
 }
-
-
-class Verdict(BaseModel):
-    """One reviewer's decision on one item; the golden set is made of these."""
-
-    schema_version: int = VERDICT_SCHEMA_VERSION
-    item_id: str
-    pair_id: str | None = None
-    route: str | None = None
-    label: str
-    choice: str | None = None
-    """The blind choice (A, B, tie, both_bad) the label was derived from."""
-    sides: dict[str, str] | None = None
-    """The blind side order: letter -> production | candidate."""
-    tags: list[str] = Field(default_factory=list)
-    note: str | None = None
-    reviewer: str
-    reviewers_per_item: int = 1
-    claimed_at: float
-    decided_at: float
-    item: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +76,18 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _tags(item: dict[str, Any]) -> str:
+def _review_item(fields: dict[bytes, bytes]) -> ReviewItem | None:
+    """The review item of a stream entry; None when it has none or one that does not parse."""
+    try:
+        return ReviewItem.from_json(fields[b"data"])
+    except (KeyError, ValueError, ValidationError):
+        return None
+
+
+def _tags(item: ReviewItem) -> str:
     """The filterable tags of a review item, delimited for an exact substring match."""
-    route = (item.get("pair") or {}).get("route", "")
-    score = item.get("score") or {}
-    production = set(score.get("production_flags") or [])
-    flags = [f for f in score.get("candidate_flags") or [] if f not in production]
-    return "|" + "|".join([f"route:{route}", *(f"flag:{f}" for f in flags)]) + "|"
+    flags = [f"flag:{f}" for f in item.score.new_flags]
+    return "|" + "|".join([f"route:{item.pair.route}", *flags]) + "|"
 
 
 class ReviewQueue:
@@ -190,11 +173,8 @@ class ReviewQueue:
             if fields is None:  # deleted from the stream (trimmed): nothing to review
                 pipe.xack(self._stream, GROUP_REVIEWERS, entry_id)
                 continue
-            priority, tags = 0.0, ""
-            with contextlib.suppress(KeyError, ValueError, AttributeError, TypeError):
-                item = orjson.loads(fields[b"data"])
-                priority = float(item.get("priority", 0.0))
-                tags = _tags(item)
+            item = _review_item(fields)
+            priority, tags = (item.priority, _tags(item)) if item else (0.0, "")
             state: dict[str, Any] = {
                 "need": self._config.reviewers_per_item,
                 "candidate": review_blind.draw_candidate_side(),
@@ -254,7 +234,7 @@ class ReviewQueue:
         entries: Any = await self._redis.xrange(self._stream, min=entry_id, max=entry_id)
         if not entries:
             raise ReviewConflict("no such item")
-        item = orjson.loads(entries[0][1].get(b"data", b"{}"))
+        item = _review_item(entries[0][1])
         # Without a state the script refuses the verdict; the record below is never written.
         state = await self._state(entry_id) or {}
         candidate_side = state.get("candidate", "A")
@@ -264,11 +244,10 @@ class ReviewQueue:
             raise ValueError("a verdict needs a label or a choice")
         claimed_ms = ((state.get("held") or {}).get(reviewer) or [0])[0]
         now = time.time()
-        pair = item.get("pair") or {}
         record = Verdict(
             item_id=entry_id,
-            pair_id=pair.get("id"),
-            route=pair.get("route"),
+            pair_id=item.pair.id if item else None,
+            route=item.pair.route if item else None,
             label=label,
             choice=choice,
             sides=review_blind.sides(candidate_side) if choice is not None else None,
@@ -285,7 +264,7 @@ class ReviewQueue:
             reviewer,
             entry_id,
             int(now * 1000),
-            orjson.dumps(record.model_dump(mode="json")),
+            record.to_json(),
             label,
             record.route or "unknown",
         ]

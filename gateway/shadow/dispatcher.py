@@ -19,6 +19,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from gateway.answers import Answer, reassemble, to_exchange
 from gateway.config import CaptureConfig, ShadowConfig
 from gateway.constants import (
     SHADOW_DROPPED_BACKLOG,
@@ -31,7 +32,7 @@ from gateway.constants import (
     SHADOW_TRUNCATED,
 )
 from gateway.metrics import Metrics
-from gateway.proxy.capture import Answer, Capture, reassemble, to_exchange
+from gateway.proxy.capture import Capture
 from gateway.proxy.model_names import ModelNames
 from gateway.proxy.upstream import Upstream
 from gateway.records import Exchange, PairRecord

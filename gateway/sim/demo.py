@@ -31,13 +31,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.config import load_config
 from gateway.constants import KEY_PAIRS, KEY_REVIEW, KEY_SCORES
 from gateway.errors import ShadowgateError
-from gateway.records import pairs_from_entries
+from gateway.records import ReviewItem, ScoreRecord, pairs_from_entries
 from gateway.redis_client import configured_url
 from gateway.report.cli import load_report
 from gateway.report.table import render_text
 from gateway.serving.processes import Child, free_port, shadowgate_command
 from gateway.sim.demo_prompts import demo_prompts
-from scoring.records import ReviewItem, ScoreRecord
 
 _ADMIN_TOKEN = "demo-admin-token"
 _REVIEWER_TOKEN = "demo-reviewer-token"

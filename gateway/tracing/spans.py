@@ -31,9 +31,10 @@ from opentelemetry.trace import (
 )
 
 from gateway import __version__
+from gateway.answers import Answer, reassemble
 from gateway.constants import ARM_SHADOW
 from gateway.errors import ConfigError
-from gateway.proxy.capture import Answer, Capture, reassemble
+from gateway.proxy.capture import Capture
 
 if TYPE_CHECKING:
     from gateway.proxy.upstream_client import UpstreamResponse

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from gateway.config import LlmJudgeConfig
 from gateway.constants import JUDGE_SKIP_BUDGET_RATE, JUDGE_SKIP_BUDGET_USD, KEY_JUDGE_BUDGET
-from scoring.records import JudgeSkip
+from gateway.records import JudgeSkip
 
 _MINUTE_TTL_S: Final = 120
 _DAY_TTL_S: Final = 2 * 86_400

@@ -11,8 +11,8 @@ import aiohttp
 import orjson
 
 from gateway.config import LlmJudgeConfig
+from gateway.records import JudgeVerdict
 from scoring.llm_judge.prompt import parse_verdict
-from scoring.records import JudgeVerdict
 
 log = logging.getLogger("shadowgate.llm_judge")
 

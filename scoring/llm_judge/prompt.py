@@ -16,8 +16,7 @@ from typing import Any, Final, cast
 import orjson
 
 from gateway.constants import JUDGE_LABELS
-from gateway.records import PairRecord
-from scoring.records import JudgeLabel, ScoreRecord
+from gateway.records import JudgeLabel, PairRecord, ScoreRecord
 from scoring.signals.gate import prompt_of
 
 TAGS: Final = ("request", "production", "candidate", "checks")

@@ -20,12 +20,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.config import Config, JudgeSelection, LlmJudgeConfig
-from gateway.records import PairRecord
+from gateway.records import JudgeVerdict, PairRecord, ScoreRecord
 from scoring.divergence import priority
 from scoring.llm_judge.budget import JudgeBudget
 from scoring.llm_judge.client import JudgeClient
 from scoring.llm_judge.prompt import build_messages
-from scoring.records import JudgeVerdict, ScoreRecord
 
 log = logging.getLogger("shadowgate.llm_judge")
 

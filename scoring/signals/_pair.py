@@ -6,7 +6,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from scoring.records import Evidence, Severity
+from gateway.records import Evidence, Severity
 from scoring.signals._text import Sentence
 from scoring.signals.align import Change, changes
 from scoring.signals.parse import Parsed

@@ -9,7 +9,7 @@ from typing import Final
 
 from rapidfuzz.distance import Levenshtein
 
-from scoring.records import Evidence
+from gateway.records import Evidence
 from scoring.signals._pair import PairView, evidence
 from scoring.signals.parse import CodeBlock
 

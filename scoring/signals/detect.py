@@ -8,8 +8,8 @@ from typing import Any
 
 import orjson
 
+from gateway.records import Evidence
 from scoring.embedder import whole_words
-from scoring.records import Evidence
 from scoring.signals import (
     code,
     entities,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from scoring.records import Evidence
+from gateway.records import Evidence
 from scoring.signals._pair import PairView, evidence
 from scoring.signals._text import STOPWORDS, Token, stem
 from scoring.signals.parse import Parsed

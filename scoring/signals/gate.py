@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from gateway.config import DetectionConfig
-from gateway.records import PairRecord
-from scoring.records import Evidence, Severity
+from gateway.records import Evidence, PairRecord, Severity
 from scoring.signals.detect import Detector
 from scoring.signals.parse import parse
 

@@ -4,7 +4,7 @@ extra value is an item with its path; a JSON request answered in prose is one to
 
 from __future__ import annotations
 
-from scoring.records import Evidence
+from gateway.records import Evidence
 from scoring.signals._pair import PairView, evidence
 from scoring.signals._structured import diff, locate, shown
 from scoring.signals.parse import MISSING

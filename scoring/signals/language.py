@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from scoring.records import Evidence
+from gateway.records import Evidence
 from scoring.signals._pair import PairView, evidence
 from scoring.signals._text import Token
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
-from scoring.records import Evidence
+from gateway.records import Evidence
 from scoring.signals._pair import PairView, evidence
 from scoring.signals._text import STOPWORDS, Sentence, Token, stem, word_set
 from scoring.signals.parse import Parsed

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from scoring.records import Evidence, Severity
+from gateway.records import Evidence, Severity
 from scoring.signals._pair import SIDES, PairView, evidence
 from scoring.signals.quantities import Value, values
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scoring.records import Evidence
+from gateway.records import Evidence
 from scoring.signals._pair import PairView, evidence
 from scoring.signals._structured import diff, shown
 from scoring.signals.parse import ToolCall
