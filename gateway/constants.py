@@ -20,6 +20,21 @@ KEY_SCORES: Final = "scores"
 KEY_REVIEW: Final = "review"
 KEY_VERDICTS: Final = "verdicts"
 KEY_TRAFFIC: Final = "traffic"
+# The review queue's state beside its stream (review/scripts.py says what each holds).
+KEY_REVIEW_QUEUE: Final = "review:queue"
+KEY_REVIEW_ITEMS: Final = "review:items"
+KEY_REVIEW_EXPIRY: Final = "review:expiry"
+KEY_REVIEW_PRIORITY: Final = "review:priority"
+KEY_REVIEW_TAGS: Final = "review:tags"
+KEY_REVIEW_STATS: Final = "review:stats"
+KEY_REVIEW_AGREEMENT: Final = "review:agreement"
+KEY_REVIEW_DURATIONS: Final = "review:durations"
+# The rollout's state, its leader lock and the lock's fencing epoch.
+KEY_ROLLOUT: Final = "rollout"
+KEY_ROLLOUT_LOCK: Final = "rollout:lock"
+KEY_ROLLOUT_EPOCH: Final = "rollout:epoch"
+# Per-arm counts in 10-second buckets: `arms:<bucket start, unix seconds>`.
+KEY_ARM_BUCKET: Final = "arms:"
 GROUP_REVIEWERS: Final = "reviewers"
 GROUP_SCORERS: Final = "scorers"
 

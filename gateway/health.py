@@ -12,6 +12,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.keys import Keys
 from gateway.metrics import Metrics
 from gateway.redis_client import raise_if_cancelled
 from gateway.shadow.publish import PairPublisher
@@ -30,10 +31,10 @@ class ComponentHealth:
     into timeouts and take a replica that serves users fine out of rotation."""
 
     def __init__(
-        self, *, redis: Redis, prefix: str, publisher: PairPublisher, metrics: Metrics
+        self, *, redis: Redis, keys: Keys, publisher: PairPublisher, metrics: Metrics
     ) -> None:
         self._redis = redis
-        self._prefix = prefix
+        self._keys = keys
         self._publisher = publisher
         self._metrics = metrics
         self.status: dict[str, Any] = {}
@@ -44,7 +45,7 @@ class ComponentHealth:
         their heartbeats cannot be read."""
         try:
             await self._redis.ping()
-            workers = len(await alive_workers(self._redis, self._prefix))
+            workers = len(await alive_workers(self._redis, self._keys))
             redis_up = True
         except (RedisError, OSError):
             raise_if_cancelled()

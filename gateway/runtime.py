@@ -18,16 +18,9 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway.config import Config
-from gateway.constants import (
-    GROUP_REVIEWERS,
-    KEY_AGGREGATES,
-    KEY_PAIRS,
-    KEY_PUBLISHED,
-    KEY_REVIEW,
-    KEY_TRAFFIC,
-    LOST_TRIMMED_UNSCORED,
-)
+from gateway.constants import GROUP_REVIEWERS, LOST_TRIMMED_UNSCORED
 from gateway.health import ComponentHealth
+from gateway.keys import Keys
 from gateway.metrics import Metrics
 from gateway.proxy.arm_stats import ArmStats
 from gateway.proxy.arms import ArmAssigner
@@ -74,7 +67,7 @@ class Gateway:
         self.metrics = metrics or Metrics()
         self.ready = False
         self.draining = False
-        prefix = config.redis.key_prefix
+        self.keys = keys = Keys.for_prefix(config.redis.key_prefix)
         self.production = Upstream(name="production", config=config.upstreams.production)
         candidate_config = config.upstreams.candidate
         self.candidate = (
@@ -99,14 +92,14 @@ class Gateway:
                 canary_percent=config.traffic.canary_percent,
             ),
             redis=self.redis,
-            key=prefix + KEY_TRAFFIC,
+            key=keys.traffic,
             poll_s=config.redis.traffic_poll_s,
             has_candidate=self.candidate is not None,
         )
         self.publisher = PairPublisher(
             redis=self.redis,
-            stream_key=prefix + KEY_PAIRS,
-            published_key=prefix + KEY_PUBLISHED,
+            stream_key=keys.pairs,
+            published_key=keys.published,
             config=config.publish,
             metrics=self.metrics,
         )
@@ -127,7 +120,7 @@ class Gateway:
             if self.candidate is not None and self.shadow_pool is not None
             else None
         )
-        self.arm_stats = ArmStats(redis=self.redis, prefix=prefix)
+        self.arm_stats = ArmStats(redis=self.redis, keys=keys)
         self.proxy = ProxyHandler(
             config=config,
             production=self.production,
@@ -139,24 +132,24 @@ class Gateway:
             arm_stats=self.arm_stats,
             tracing=tracing,
         )
-        self.review = ReviewQueue(redis=self.redis, prefix=prefix, config=config.review)
+        self.review = ReviewQueue(redis=self.redis, keys=keys, config=config.review)
         self.rollout = RolloutController(
             redis=self.redis,
-            prefix=prefix,
+            keys=keys,
             config=config.rollout,
             traffic=self.traffic,
             arm_stats=self.arm_stats,
             replica=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
         )
         self.health = ComponentHealth(
-            redis=self.redis, prefix=prefix, publisher=self.publisher, metrics=self.metrics
+            redis=self.redis, keys=keys, publisher=self.publisher, metrics=self.metrics
         )
         self._tasks: list[asyncio.Task[None]] = []
         self.scoring = SnapshotCollector()
         self.metrics.registry.register(self.scoring)
         self.rollout_view = RolloutCollector(self.traffic)
         self.metrics.registry.register(self.rollout_view)
-        self.backlog_meter = BacklogMeter(redis=self.redis, prefix=prefix)
+        self.backlog_meter = BacklogMeter(redis=self.redis, keys=keys)
         self.backlog = BacklogCollector()
         self.metrics.registry.register(self.backlog)
         self.ledger = CounterLedger(metrics=self.metrics, arm_stats=self.arm_stats)
@@ -207,11 +200,10 @@ class Gateway:
             self.metrics.redis_up.set(1)
 
     async def _load_scoring(self) -> None:
-        prefix = self.config.redis.key_prefix
         self._track_backlog(await self.backlog_meter.measure())
-        self.scoring.snapshot = await load_snapshot(self.redis, prefix + KEY_AGGREGATES)
+        self.scoring.snapshot = await load_snapshot(self.redis, self.keys.aggregates)
         self.scoring.review_depth = await review_depth(
-            self.redis, prefix + KEY_REVIEW, GROUP_REVIEWERS
+            self.redis, self.keys.review, GROUP_REVIEWERS
         )
         self.rollout_view.state = await self.rollout.state()
 

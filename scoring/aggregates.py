@@ -23,6 +23,22 @@ from gateway.records import ScoreRecord
 # Upper bounds of the excess-divergence histogram buckets.
 BUCKETS: Final = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
 
+# Fields of the aggregates hash. `aggregate_fields` writes the scoring ones (per route as
+# `route:<route>:scored|queued`); the worker's scripts add dead letters and pairs lost by
+# reason, the backlog meter's pairs trimmed unscored. /metrics and the rollout judge read them.
+AGG_SCORED: Final = "scored"
+AGG_QUEUED: Final = "queued"
+AGG_ROUTE: Final = "route:"
+AGG_FLAG: Final = "flag:"
+AGG_JUDGE_VERDICT: Final = "judge:verdict:"
+AGG_JUDGE_SKIPPED: Final = "judge:skipped:"
+AGG_JUDGE_COST_USD: Final = "judge:cost_usd"
+AGG_EXCESS_BUCKET: Final = "excess_bucket:"
+AGG_EXCESS_SUM: Final = "excess_sum"
+AGG_EXCESS_COUNT: Final = "excess_count"
+AGG_DEAD_LETTER: Final = "dead_letter"
+AGG_LOST: Final = "lost:"
+
 
 def _bucket(value: float) -> str:
     for bound in BUCKETS:
@@ -33,25 +49,26 @@ def _bucket(value: float) -> str:
 
 def aggregate_fields(score: ScoreRecord) -> dict[str, float]:
     """Hash fields to increment for one score."""
-    fields: dict[str, float] = {"scored": 1, f"route:{score.route}:scored": 1}
+    route = f"{AGG_ROUTE}{score.route}:"
+    fields: dict[str, float] = {AGG_SCORED: 1, route + AGG_SCORED: 1}
     if score.queued:
-        fields["queued"] = 1
-        fields[f"route:{score.route}:queued"] = 1
+        fields[AGG_QUEUED] = 1
+        fields[route + AGG_QUEUED] = 1
     for flag in score.new_flags:
-        fields[f"flag:{flag}"] = 1
+        fields[AGG_FLAG + flag] = 1
     if score.judge is not None:
         verdict = score.judge
         fields[
-            f"judge:verdict:{verdict.label}"
+            f"{AGG_JUDGE_VERDICT}{verdict.label}"
             if verdict.label
-            else f"judge:skipped:{verdict.skipped}"
+            else f"{AGG_JUDGE_SKIPPED}{verdict.skipped}"
         ] = 1
         if verdict.cost_usd:
-            fields["judge:cost_usd"] = round(verdict.cost_usd, 9)
+            fields[AGG_JUDGE_COST_USD] = round(verdict.cost_usd, 9)
     if score.excess is not None:
-        fields[f"excess_bucket:{_bucket(score.excess)}"] = 1
-        fields["excess_sum"] = round(score.excess, 6)
-        fields["excess_count"] = 1
+        fields[AGG_EXCESS_BUCKET + _bucket(score.excess)] = 1
+        fields[AGG_EXCESS_SUM] = round(score.excess, 6)
+        fields[AGG_EXCESS_COUNT] = 1
     return fields
 
 
@@ -73,29 +90,30 @@ def metric_families(snapshot: dict[str, float], review_depth: float | None) -> l
         labels=["flag"],
     )
     for name, value in snapshot.items():
-        parts = name.split(":")
-        if parts[0] == "route" and parts[-1] == "scored":
-            scored.add_metric([":".join(parts[1:-1])], value)
-        elif parts[0] == "route" and parts[-1] == "queued":
-            queued.add_metric([":".join(parts[1:-1])], value)
-        elif parts[0] == "flag":
-            flags.add_metric([parts[1]], value)
+        if name.startswith(AGG_ROUTE):
+            route, _, count = name.removeprefix(AGG_ROUTE).rpartition(":")
+            if count == AGG_SCORED:
+                scored.add_metric([route], value)
+            elif count == AGG_QUEUED:
+                queued.add_metric([route], value)
+        elif name.startswith(AGG_FLAG):
+            flags.add_metric([name.removeprefix(AGG_FLAG).split(":")[0]], value)
     dead = CounterMetricFamily(
         "shadowgate_scoring_dead_letter", "Pair records moved to the dead-letter stream"
     )
-    dead.add_metric([], snapshot.get("dead_letter", 0.0))
+    dead.add_metric([], snapshot.get(AGG_DEAD_LETTER, 0.0))
     cumulative = 0.0
     buckets = []
     for bound in BUCKETS:
-        cumulative += snapshot.get(f"excess_bucket:{bound:g}", 0.0)
+        cumulative += snapshot.get(f"{AGG_EXCESS_BUCKET}{bound:g}", 0.0)
         buckets.append((f"{bound:g}", cumulative))
-    cumulative += snapshot.get("excess_bucket:+Inf", 0.0)
+    cumulative += snapshot.get(AGG_EXCESS_BUCKET + "+Inf", 0.0)
     buckets.append(("+Inf", cumulative))
     histogram = HistogramMetricFamily(
         "shadowgate_divergence_excess",
         "Semantic divergence above the noise floor of scored pairs",
         buckets=buckets,
-        sum_value=snapshot.get("excess_sum", 0.0),
+        sum_value=snapshot.get(AGG_EXCESS_SUM, 0.0),
     )
     families: list[Metric] = [scored, queued, flags, dead, histogram, *_judge_families(snapshot)]
     if review_depth is not None:
@@ -116,14 +134,14 @@ def _judge_families(snapshot: dict[str, float]) -> list[Metric]:
             "Scored pairs the LLM judge gave a verdict, by label",
             "label",
             JUDGE_LABELS,
-            "judge:verdict:",
+            AGG_JUDGE_VERDICT,
         ),
         (
             "skipped",
             "Scored pairs the LLM judge gave no verdict, by reason",
             "reason",
             JUDGE_SKIPS,
-            "judge:skipped:",
+            AGG_JUDGE_SKIPPED,
         ),
     ):
         family = CounterMetricFamily(f"shadowgate_judge_{name}", doc, labels=[label])
@@ -131,7 +149,7 @@ def _judge_families(snapshot: dict[str, float]) -> list[Metric]:
             family.add_metric([value], snapshot.get(field + value, 0.0))
         families.append(family)
     cost = CounterMetricFamily("shadowgate_judge_cost_usd", "USD spent on LLM judge calls")
-    cost.add_metric([], snapshot.get("judge:cost_usd", 0.0))
+    cost.add_metric([], snapshot.get(AGG_JUDGE_COST_USD, 0.0))
     return [*families, cost]
 
 

@@ -21,16 +21,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
-from gateway.constants import (
-    GROUP_SCORERS,
-    KEY_AGGREGATES,
-    KEY_PAIRS,
-    KEY_PUBLISHED,
-    LOST_TRIMMED_PENDING,
-    LOST_TRIMMED_UNSCORED,
-    SEQ_FIELD,
-)
-from gateway.proxy.arm_stats import RETENTION_S, bucket_key
+from gateway.constants import GROUP_SCORERS, LOST_TRIMMED_PENDING, LOST_TRIMMED_UNSCORED, SEQ_FIELD
+from gateway.keys import Keys
+from gateway.proxy.arm_stats import FIELD_PAIRS_LOST, RETENTION_S, bucket_key
+from scoring.aggregates import AGG_DEAD_LETTER, AGG_LOST, AGG_SCORED
 
 LOST_REASONS: Final = (LOST_TRIMMED_UNSCORED, LOST_TRIMMED_PENDING)
 
@@ -68,15 +62,15 @@ if head then
   end
 end
 local published = tonumber(redis.call('GET', KEYS[2]) or '0')
-local counts = redis.call('HMGET', KEYS[3], 'scored', 'dead_letter',
-                          'lost:{LOST_TRIMMED_PENDING}', 'lost:{LOST_TRIMMED_UNSCORED}')
+local counts = redis.call('HMGET', KEYS[3], '{AGG_SCORED}', '{AGG_DEAD_LETTER}',
+                          '{AGG_LOST}{LOST_TRIMMED_PENDING}', '{AGG_LOST}{LOST_TRIMMED_UNSCORED}')
 local scored, dead = tonumber(counts[1] or '0'), tonumber(counts[2] or '0')
 local lost_pending, lost_unscored = tonumber(counts[3] or '0'), tonumber(counts[4] or '0')
 local missing = published - scored - dead - lost_pending - pending - undelivered
 if missing > lost_unscored then
   local found = missing - lost_unscored
-  redis.call('HINCRBY', KEYS[3], 'lost:{LOST_TRIMMED_UNSCORED}', found)
-  redis.call('HINCRBY', KEYS[4], 'pairs:lost:{LOST_TRIMMED_UNSCORED}', found)
+  redis.call('HINCRBY', KEYS[3], '{AGG_LOST}{LOST_TRIMMED_UNSCORED}', found)
+  redis.call('HINCRBY', KEYS[4], '{FIELD_PAIRS_LOST}{LOST_TRIMMED_UNSCORED}', found)
   redis.call('EXPIRE', KEYS[4], ARGV[2])
   lost_unscored = missing
 end
@@ -116,13 +110,13 @@ class Backlog:
 class BacklogMeter:
     """Measures the backlog of one deployment's pairs stream (see the module docstring)."""
 
-    def __init__(self, *, redis: Redis, prefix: str) -> None:
-        self._prefix = prefix
-        self._keys = [prefix + KEY_PAIRS, prefix + KEY_PUBLISHED, prefix + KEY_AGGREGATES]
+    def __init__(self, *, redis: Redis, keys: Keys) -> None:
+        self._keys = keys
         self._script = redis.register_script(_MEASURE)
 
     async def measure(self) -> Backlog:
-        keys = [*self._keys, bucket_key(self._prefix, time.time())]
+        k = self._keys
+        keys = [k.pairs, k.published, k.aggregates, bucket_key(k, time.time())]
         reply = await self._script(keys=keys, args=[GROUP_SCORERS, RETENTION_S])
         published, scored, dead, lost_pending, lost_unscored, pending, undelivered = (
             int(v) for v in reply[:7]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import uvloop
 
 from gateway.config import Config
+from gateway.keys import Keys
 from gateway.redis_client import connect
 from gateway.tracing.setup import load_tracing
 from scoring.embedder import Embedder
@@ -38,7 +39,7 @@ async def _run(
     worker: ScoringWorker | None = None
     heartbeat = Heartbeat(
         redis=redis,
-        prefix=config.redis.key_prefix,
+        keys=Keys.for_prefix(config.redis.key_prefix),
         name=consumer,
         interval_s=config.scoring.heartbeat_s,
     )

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from gateway.constants import KEY_WORKER_HEARTBEAT, KEY_WORKERS
+from gateway.keys import Keys
 from gateway.redis_client import raise_if_cancelled
 
 log = logging.getLogger("shadowgate.heartbeat")
@@ -44,10 +44,10 @@ class WorkerBeat(BaseModel):
 class Heartbeat:
     """Keeps one worker's heartbeat key alive until stopped; `clear()` removes it at once."""
 
-    def __init__(self, *, redis: Redis, prefix: str, name: str, interval_s: float) -> None:
+    def __init__(self, *, redis: Redis, keys: Keys, name: str, interval_s: float) -> None:
         self._redis = redis
-        self._set = prefix + KEY_WORKERS
-        self._key = prefix + KEY_WORKER_HEARTBEAT + name
+        self._set = keys.workers
+        self._key = keys.worker(name)
         self._name = name
         self._interval_s = interval_s
         self._host = socket.gethostname()
@@ -83,15 +83,15 @@ class Heartbeat:
             await pipe.execute()
 
 
-async def alive_workers(redis: Redis, prefix: str) -> list[WorkerBeat]:
+async def alive_workers(redis: Redis, keys: Keys) -> list[WorkerBeat]:
     """Workers whose heartbeat is live; names whose key expired are dropped from the set."""
-    names = sorted(_text(n) for n in await redis.smembers(prefix + KEY_WORKERS))
+    names = sorted(_text(n) for n in await redis.smembers(keys.workers))
     if not names:
         return []
-    values = await redis.mget([prefix + KEY_WORKER_HEARTBEAT + name for name in names])
+    values = await redis.mget([keys.worker(name) for name in names])
     dead = [name for name, value in zip(names, values, strict=True) if value is None]
     if dead:
-        await redis.srem(prefix + KEY_WORKERS, *dead)
+        await redis.srem(keys.workers, *dead)
     alive = []
     for value in values:
         if value is not None:

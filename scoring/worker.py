@@ -26,22 +26,17 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from gateway.config import Config
-from gateway.constants import (
-    GROUP_REVIEWERS,
-    GROUP_SCORERS,
-    KEY_AGGREGATES,
-    KEY_ATTEMPTS,
-    KEY_DEAD_LETTER,
-    KEY_PAIRS,
-    KEY_REVIEW,
-    KEY_SCORES,
-    LOST_TRIMMED_PENDING,
-    STREAM_FIELD,
+from gateway.constants import GROUP_REVIEWERS, GROUP_SCORERS, LOST_TRIMMED_PENDING, STREAM_FIELD
+from gateway.keys import Keys
+from gateway.proxy.arm_stats import (
+    FIELD_PAIRS_DEAD_LETTER,
+    FIELD_PAIRS_LOST,
+    RETENTION_S,
+    bucket_key,
 )
-from gateway.proxy.arm_stats import RETENTION_S, bucket_key
 from gateway.records import PairRecord, ReviewItem, ScoreRecord
 from gateway.redis_client import raise_if_cancelled
-from scoring.aggregates import aggregate_fields
+from scoring.aggregates import AGG_DEAD_LETTER, AGG_LOST, aggregate_fields
 from scoring.divergence import Flagger, NoiseFloor, priority, score_pair, signals_of
 from scoring.embedder import Embedder
 from scoring.llm_judge.stage import JudgeStage
@@ -59,13 +54,13 @@ Entry = tuple[str, dict[bytes, bytes]]
 # KEYS: pairs, scores, review, aggregates, dead-letter, attempts
 # ARGV: group, entry id, score json, review json ("" for none), scores maxlen, review maxlen,
 #       then field/increment pairs for the aggregates hash.
-_COMMIT = """
+_COMMIT = f"""
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 0
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'data', ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', '{STREAM_FIELD}', ARGV[3])
 if ARGV[4] ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'data', ARGV[4])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', '{STREAM_FIELD}', ARGV[4])
 end
 for i = 7, #ARGV, 2 do
   redis.call('HINCRBYFLOAT', KEYS[4], ARGV[i], ARGV[i + 1])
@@ -99,8 +94,8 @@ for _, entry in ipairs(reply[2]) do
 end
 if reply[3] then gone = gone + #reply[3] end
 if gone > 0 then
-  redis.call('HINCRBY', KEYS[2], 'lost:{LOST_TRIMMED_PENDING}', gone)
-  redis.call('HINCRBY', KEYS[3], 'pairs:lost:{LOST_TRIMMED_PENDING}', gone)
+  redis.call('HINCRBY', KEYS[2], '{AGG_LOST}{LOST_TRIMMED_PENDING}', gone)
+  redis.call('HINCRBY', KEYS[3], '{FIELD_PAIRS_LOST}{LOST_TRIMMED_PENDING}', gone)
   redis.call('EXPIRE', KEYS[3], ARGV[5])
 end
 return {{live, gone}}
@@ -109,14 +104,14 @@ return {{live, gone}}
 # Dead-letters an entry unless another worker acknowledged it meanwhile (then it was scored).
 # KEYS: pairs, dead-letter, attempts, aggregates, current bucket.
 # ARGV: group, entry id, bucket ttl, then field/values of the dead-letter entry.
-_DEAD_LETTER = """
+_DEAD_LETTER = f"""
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 0
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', unpack(ARGV, 4))
 redis.call('HDEL', KEYS[3], ARGV[2])
-redis.call('HINCRBYFLOAT', KEYS[4], 'dead_letter', 1)
-redis.call('HINCRBY', KEYS[5], 'pairs:dead_letter', 1)
+redis.call('HINCRBYFLOAT', KEYS[4], '{AGG_DEAD_LETTER}', 1)
+redis.call('HINCRBY', KEYS[5], '{FIELD_PAIRS_DEAD_LETTER}', 1)
 redis.call('EXPIRE', KEYS[5], ARGV[3])
 return 1
 """
@@ -150,13 +145,7 @@ class ScoringWorker:
         self._redis = redis
         self._embedder = embedder
         self._consumer = consumer
-        prefix = config.redis.key_prefix
-        self._pairs = prefix + KEY_PAIRS
-        self._scores = prefix + KEY_SCORES
-        self._review = prefix + KEY_REVIEW
-        self._dead = prefix + KEY_DEAD_LETTER
-        self._attempts = prefix + KEY_ATTEMPTS
-        self._aggregates = prefix + KEY_AGGREGATES
+        self._keys = Keys.for_prefix(config.redis.key_prefix)
         self._flagger = Flagger(config.scoring)
         self._noise = NoiseFloor(
             window=config.scoring.noise_window, quantile=config.scoring.noise_quantile
@@ -167,7 +156,6 @@ class ScoringWorker:
         self._commit = redis.register_script(_COMMIT)
         self._claim = redis.register_script(_CLAIM)
         self._dead_letter_script = redis.register_script(_DEAD_LETTER)
-        self._prefix = prefix
         # A blocking read must return before the client's socket timeout, or an idle stream
         # reads as an outage and costs a retry pause.
         self._block_ms = max(1, int(config.redis.socket_timeout_s * 500))
@@ -176,7 +164,8 @@ class ScoringWorker:
 
     async def ensure_groups(self) -> None:
         """Create both consumer groups if they are missing (idempotent)."""
-        for stream, group in ((self._pairs, GROUP_SCORERS), (self._review, GROUP_REVIEWERS)):
+        k = self._keys
+        for stream, group in ((k.pairs, GROUP_SCORERS), (k.review, GROUP_REVIEWERS)):
             try:
                 await self._redis.xgroup_create(stream, group, id="0", mkstream=True)
             except ResponseError as exc:
@@ -224,7 +213,7 @@ class ScoringWorker:
             response = await self._redis.xreadgroup(
                 GROUP_SCORERS,
                 self._consumer,
-                {self._pairs: ">"},
+                {self._keys.pairs: ">"},
                 count=size - len(entries),
                 block=wait_ms,
             )
@@ -238,7 +227,7 @@ class ScoringWorker:
 
     async def _claim_stalled(self, count: int) -> list[Entry]:
         """Entries other workers left pending too long; trimmed ones are counted lost."""
-        keys = [self._pairs, self._aggregates, bucket_key(self._prefix, time.time())]
+        keys = [self._keys.pairs, self._keys.aggregates, bucket_key(self._keys, time.time())]
         args: list[str | int] = [
             GROUP_SCORERS,
             self._consumer,
@@ -347,14 +336,8 @@ class ScoringWorker:
         ]
         for name, increment in fields.items():
             args.extend((name, increment))
-        keys = [
-            self._pairs,
-            self._scores,
-            self._review,
-            self._aggregates,
-            self._dead,
-            self._attempts,
-        ]
+        k = self._keys
+        keys = [k.pairs, k.scores, k.review, k.aggregates, k.dead_letter, k.attempts]
         written = await self._commit(keys=keys, args=args)
         if written:
             self.scored += 1
@@ -362,15 +345,15 @@ class ScoringWorker:
                 self._evaluations.emit(pair, score)
 
     async def _failed(self, entry_id: str, fields: dict[bytes, bytes], exc: Exception) -> None:
-        attempts = await self._redis.hincrby(self._attempts, entry_id, 1)
+        attempts = await self._redis.hincrby(self._keys.attempts, entry_id, 1)
         if attempts >= self._config.max_attempts:
             await self._dead_letter(entry_id, fields, f"failed {attempts} times: {exc}"[:500])
 
     async def _dead_letter(self, entry_id: str, fields: dict[bytes, bytes], error: str) -> None:
         log.warning("worker: entry %s to the dead-letter stream: %s", entry_id, error)
         record = {"entry": entry_id, "error": error, **{_text(k): v for k, v in fields.items()}}
-        bucket = bucket_key(self._prefix, time.time())
-        keys = [self._pairs, self._dead, self._attempts, self._aggregates, bucket]
+        k = self._keys
+        keys = [k.pairs, k.dead_letter, k.attempts, k.aggregates, bucket_key(k, time.time())]
         args: list[Any] = [GROUP_SCORERS, entry_id, RETENTION_S]
         for name, value in record.items():
             args.extend((name, value))

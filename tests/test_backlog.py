@@ -15,6 +15,7 @@ import pytest
 
 from gateway.config import Config, PublishConfig, RedisConfig, parse_config
 from gateway.errors import ConfigError
+from gateway.keys import Keys
 from gateway.metrics import Metrics
 from gateway.records import Exchange, PairRecord
 from gateway.redis_client import connect
@@ -27,6 +28,7 @@ from scoring.worker import ScoringWorker
 from tests.conftest import Rig, RigFactory
 
 PREFIX = "shadowgate:"
+KEYS = Keys.for_prefix(PREFIX)
 BASE: dict[str, Any] = {
     "upstreams": {"production": {"url": "http://127.0.0.1:1"}},
     "scoring": {"batch_size": 16, "max_wait_ms": 20, "claim_idle_ms": 200, "threads": 1},
@@ -105,7 +107,7 @@ def accounted(backlog: Backlog) -> int:
 async def test_pairs_trimmed_before_any_worker_read_them_are_counted_lost(
     redis: Any, embedder: Embedder, publisher: tuple[PairPublisher, Metrics]
 ) -> None:
-    meter = BacklogMeter(redis=redis, prefix=PREFIX)
+    meter = BacklogMeter(redis=redis, keys=KEYS)
     scorer = worker(redis, embedder, "w1")
     await scorer.ensure_groups()
     await publish(*publisher, 0, 40)
@@ -146,7 +148,7 @@ async def test_pairs_trimmed_while_pending_are_acknowledged_and_counted_lost(
     await drain(survivor)
     assert survivor.lost == 16
     assert (await redis.xpending(PREFIX + "pairs", "scorers"))["pending"] == 0
-    backlog = await BacklogMeter(redis=redis, prefix=PREFIX).measure()
+    backlog = await BacklogMeter(redis=redis, keys=KEYS).measure()
     assert backlog.lost["trimmed_pending"] == 16
     assert backlog.waiting == 0
     assert backlog.scored == await redis.xlen(PREFIX + "scores")
@@ -154,7 +156,7 @@ async def test_pairs_trimmed_while_pending_are_acknowledged_and_counted_lost(
     # The stalled worker wakes up: its entries were written off, so it writes nothing.
     await crashed.process(taken)
     assert crashed.scored == 0
-    assert (await BacklogMeter(redis=redis, prefix=PREFIX).measure()).lost == backlog.lost
+    assert (await BacklogMeter(redis=redis, keys=KEYS).measure()).lost == backlog.lost
 
 
 SHEDDING: dict[str, Any] = {

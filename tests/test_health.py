@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.config import RedisConfig
+from gateway.keys import Keys
 from gateway.redis_client import connect
 from scoring.heartbeat import Heartbeat, alive_workers
 from tests.conftest import Rig, RigFactory
@@ -59,8 +60,9 @@ async def test_worker_heartbeats_are_counted_until_they_stop(
 ) -> None:
     rig = await make_rig()
     prefix = rig.gateway.config.redis.key_prefix
-    beating = Heartbeat(redis=redis, prefix=prefix, name="w1", interval_s=0.1)
-    stopping = Heartbeat(redis=redis, prefix=prefix, name="w2", interval_s=60)
+    keys = Keys.for_prefix(prefix)
+    beating = Heartbeat(redis=redis, keys=keys, name="w1", interval_s=0.1)
+    stopping = Heartbeat(redis=redis, keys=keys, name="w2", interval_s=60)
     task = asyncio.create_task(beating.run(lambda: 3))
     try:
         await stopping.beat(scored=0)
@@ -74,5 +76,5 @@ async def test_worker_heartbeats_are_counted_until_they_stop(
     await stopping.clear()  # w2 stops cleanly
     await wait_for_readyz(rig, worker="down", workers_alive=0)
     assert rig.metric("shadowgate_component_up", component="worker") == 0
-    assert await alive_workers(redis, prefix) == []
+    assert await alive_workers(redis, keys) == []
     assert await redis.smembers(prefix + "workers") == set()

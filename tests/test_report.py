@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 import yaml
 
 from gateway.constants import KEY_PAIRS, KEY_SCORES, KEY_VERDICTS, STREAM_FIELD
+from gateway.keys import Keys
 from gateway.proxy.prompt_features import FEATURES
 from gateway.records import Exchange, PairRecord, ScoreRecord, Usage
 from gateway.report.build import FlagCounts, Report, gather_report, histogram_quantile, read_stream
@@ -221,8 +222,8 @@ async def test_report_says_how_many_scoring_workers_are_alive(make_rig: RigFacto
     rig = await make_rig()
     assert "scoring workers alive now: 0" in render_text(await gather(rig))
     heartbeat = Heartbeat(
-        redis=rig.gateway.redis, prefix=rig.gateway.config.redis.key_prefix, name="w1",
-        interval_s=60,
+        redis=rig.gateway.redis, keys=Keys.for_prefix(rig.gateway.config.redis.key_prefix),
+        name="w1", interval_s=60,
     )  # fmt: skip
     await heartbeat.beat(scored=0)
     report = await gather(rig)

@@ -22,6 +22,7 @@ from typing import Final
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.keys import Keys
 from gateway.proxy.prompt_features import PromptFeatures
 
 log = logging.getLogger("shadowgate.arm_stats")
@@ -45,25 +46,32 @@ LATENCY_BOUNDS: Final = (
     60.0,
     120.0,
 )
+# Fields that other writers add to the buckets, for the report's account of mirrors and pairs:
+# mirror outcomes and pairs published or dropped (shadow/ledger.py), pairs dead-lettered and
+# lost by reason (the scoring worker's and the backlog meter's scripts).
+FIELD_MIRROR: Final = "mirror:"
+FIELD_PAIRS_PUBLISHED: Final = "pairs:published"
+FIELD_PAIRS_DROPPED: Final = "pairs:dropped:"
+FIELD_PAIRS_DEAD_LETTER: Final = "pairs:dead_letter"
+FIELD_PAIRS_LOST: Final = "pairs:lost:"
 
 
 def latency_bucket(seconds: float) -> int:
     return bisect.bisect_left(LATENCY_BOUNDS, seconds)
 
 
-def bucket_key(prefix: str, at: float) -> str:
+def bucket_key(keys: Keys, at: float) -> str:
     """The hash of the 10-second bucket holding unix time `at`; other writers (the scoring
     side's loss counts) add to the same buckets so a report window sums them alike."""
-    return f"{prefix}arms:{int(at) // BUCKET_S * BUCKET_S}"
+    return keys.arm_bucket(int(at) // BUCKET_S * BUCKET_S)
 
 
 class ArmStats:
     """Local counters of one replica, flushed to Redis in the background."""
 
-    def __init__(self, *, redis: Redis, prefix: str, flush_s: float = 1.0) -> None:
+    def __init__(self, *, redis: Redis, keys: Keys, flush_s: float = 1.0) -> None:
         self._redis = redis
-        self._key_prefix = prefix
-        self._prefix = prefix + "arms:"
+        self._keys = keys
         self._flush_s = flush_s
         self._pending: Counter[str] = Counter()
 
@@ -99,7 +107,7 @@ class ArmStats:
         if not self._pending:
             return
         pending, self._pending = self._pending, Counter()
-        key = bucket_key(self._key_prefix, time.time())
+        key = bucket_key(self._keys, time.time())
         pipe = self._redis.pipeline(transaction=False)
         for field, count in pending.items():
             pipe.hincrby(key, field, count)
@@ -128,7 +136,7 @@ class ArmStats:
         starts = range(int(since) // BUCKET_S * BUCKET_S, end + 1, BUCKET_S)
         pipe = self._redis.pipeline(transaction=False)
         for start in starts:
-            pipe.hgetall(self._prefix + str(start))
+            pipe.hgetall(self._keys.arm_bucket(start))
         series = []
         for start, fields in zip(starts, await pipe.execute(), strict=True):
             counts: Counter[str] = Counter()

@@ -25,7 +25,18 @@ from gateway.constants import (
     KEY_VERDICTS,
     STREAM_FIELD,
 )
-from gateway.proxy.arm_stats import LATENCY_BOUNDS, ArmStats, latency_bucket, prompt_counts
+from gateway.keys import Keys
+from gateway.proxy.arm_stats import (
+    FIELD_MIRROR,
+    FIELD_PAIRS_DEAD_LETTER,
+    FIELD_PAIRS_DROPPED,
+    FIELD_PAIRS_LOST,
+    FIELD_PAIRS_PUBLISHED,
+    LATENCY_BOUNDS,
+    ArmStats,
+    latency_bucket,
+    prompt_counts,
+)
 from gateway.proxy.prompt_features import FEATURES
 from gateway.records import Exchange, PairRecord, ScoreRecord
 from gateway.rollout.controller import RolloutState
@@ -326,11 +337,11 @@ def _fields(window: Counter[str], prefix: str) -> dict[str, int]:
 
 def _pair_account(window: Counter[str]) -> PairAccount:
     return PairAccount(
-        mirrors=_fields(window, "mirror:"),
-        published=window["pairs:published"],
-        dropped=_fields(window, "pairs:dropped:"),
-        dead_lettered=window["pairs:dead_letter"],
-        lost=_fields(window, "pairs:lost:"),
+        mirrors=_fields(window, FIELD_MIRROR),
+        published=window[FIELD_PAIRS_PUBLISHED],
+        dropped=_fields(window, FIELD_PAIRS_DROPPED),
+        dead_lettered=window[FIELD_PAIRS_DEAD_LETTER],
+        lost=_fields(window, FIELD_PAIRS_LOST),
     )
 
 
@@ -338,10 +349,10 @@ async def gather_report(
     redis: Redis, *, config: Config, since: float, until: float, max_records: int = 10_000
 ) -> Report:
     """Everything the report shows for the window [since, until] (unix times)."""
-    prefix = config.redis.key_prefix
+    keys = Keys.for_prefix(config.redis.key_prefix)
     # First, so that pairs trimmed unscored since the gateways last looked are counted.
-    backlog = await BacklogMeter(redis=redis, prefix=prefix).measure()
-    arm_stats = ArmStats(redis=redis, prefix=prefix)
+    backlog = await BacklogMeter(redis=redis, keys=keys).measure()
+    arm_stats = ArmStats(redis=redis, keys=keys)
     buckets = await arm_stats.buckets(since, until)
     window: Counter[str] = Counter()
     for _, counts in buckets:
@@ -350,8 +361,12 @@ async def gather_report(
     previous = await arm_stats.window(first - (until - since), first - 1)
     capped = []
     streams = {}
-    for name in (KEY_PAIRS, KEY_SCORES, KEY_VERDICTS):
-        streams[name], more = await read_stream(redis, prefix + name, since, until, max_records)
+    for name, key in (
+        (KEY_PAIRS, keys.pairs),
+        (KEY_SCORES, keys.scores),
+        (KEY_VERDICTS, keys.verdicts),
+    ):
+        streams[name], more = await read_stream(redis, key, since, until, max_records)
         if more:
             capped.append(name)
     unreadable: Counter[str] = Counter()
@@ -383,8 +398,8 @@ async def gather_report(
     drift, drift_samples = _drift(window, previous)
     account = _pair_account(window)
     account.waiting, account.oldest_age_s = backlog.waiting, backlog.oldest_age_s
-    raw_state = await redis.get(prefix + "rollout")
-    workers = await alive_workers(redis, prefix)
+    raw_state = await redis.get(keys.rollout)
+    workers = await alive_workers(redis, keys)
     return Report(
         since=since,
         until=until,

@@ -13,6 +13,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from gateway.review.scripts import (
+    AGREEMENT_ITEMS,
+    AGREEMENT_LABELS,
+    AGREEMENT_PAIR,
+    AGREEMENT_REVIEWER,
+    AGREEMENT_SQUARES,
+)
+
 LABELS: Final = ("regression", "acceptable", "improvement")
 """The labels, most severe first: a tie between labels goes to the earlier one."""
 
@@ -86,9 +94,11 @@ def agreement(raw: Mapping[Any, Any], reviewers_per_item: int) -> dict[str, Any]
     counters = _counters(raw)
     n = reviewers_per_item
     tally = FleissTally(
-        raters=n, items=counters.get(f"items:{n}", 0), squares=counters.get(f"squares:{n}", 0)
+        raters=n,
+        items=counters.get(f"{AGREEMENT_ITEMS}{n}", 0),
+        squares=counters.get(f"{AGREEMENT_SQUARES}{n}", 0),
     )
-    prefix = f"labels:{n}:"
+    prefix = f"{AGREEMENT_LABELS}{n}:"
     tally.totals.update({k[len(prefix) :]: v for k, v in counters.items() if k.startswith(prefix)})
     result: dict[str, Any] = {
         "reviewers_per_item": n,
@@ -99,7 +109,7 @@ def agreement(raw: Mapping[Any, Any], reviewers_per_item: int) -> dict[str, Any]
         "fleiss_kappa": tally.kappa() if n >= 2 else None,
     }
     if n == 2:
-        table = [[counters.get(f"pair:{a}:{b}", 0) for b in LABELS] for a in LABELS]
+        table = [[counters.get(f"{AGREEMENT_PAIR}{a}:{b}", 0) for b in LABELS] for a in LABELS]
         result["cohen_kappa"] = cohen_kappa(table)
         result["method"], result["kappa"] = "cohen", result["cohen_kappa"]
     elif n > 2:
@@ -112,8 +122,8 @@ def reviewers(raw: Mapping[Any, Any]) -> dict[str, dict[str, Any]]:
     match the item's final (majority) label."""
     out: dict[str, dict[str, Any]] = {}
     for key, value in _counters(raw).items():
-        if key.startswith("reviewer:"):
-            name, counter = key[len("reviewer:") :].rsplit(":", 1)
+        if key.startswith(AGREEMENT_REVIEWER):
+            name, counter = key.removeprefix(AGREEMENT_REVIEWER).rsplit(":", 1)
             entry = out.setdefault(name, {"verdicts": 0, "finished": 0, "with_majority": 0})
             entry[counter] = value
     for entry in out.values():

@@ -17,8 +17,8 @@ import orjson
 import redis
 
 from gateway.config import apply_environment, load_config
-from gateway.constants import KEY_VERDICTS
 from gateway.errors import ConfigError, ShadowgateError
+from gateway.keys import Keys
 from gateway.records import ReviewItem
 from gateway.redis_client import configured_url
 from gateway.review.blind import CHOICES
@@ -148,7 +148,7 @@ def export(args: argparse.Namespace) -> int:
     with args.out.open("wb") as out:
         summary = export_golden(
             client,
-            config.redis.key_prefix + KEY_VERDICTS,
+            Keys.for_prefix(config.redis.key_prefix).verdicts,
             out,
             labels=args.label or (),
             partial=args.partial,

@@ -23,12 +23,14 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from gateway.config import ReviewConfig
-from gateway.constants import GROUP_REVIEWERS, KEY_REVIEW, KEY_VERDICTS
+from gateway.constants import GROUP_REVIEWERS
 from gateway.errors import ShadowgateError
+from gateway.keys import Keys
 from gateway.records import ReviewItem, Verdict
 from gateway.review import blind as review_blind
 from gateway.review import scripts as review_scripts
 from gateway.review.agreement import LABELS, agreement, reviewers
+from gateway.review.scripts import STAT_FINAL, STAT_FINAL_TIED, STAT_LABEL, STAT_ROUTE
 
 __all__ = ["LABELS", "Claimed", "ReviewConflict", "ReviewQueue"]
 
@@ -91,26 +93,26 @@ def _tags(item: ReviewItem) -> str:
 
 
 class ReviewQueue:
-    """Claims, verdicts, releases and stats on the review stream of one key prefix."""
+    """Claims, verdicts, releases and stats on the review stream of one deployment's keys."""
 
-    def __init__(self, *, redis: Redis, prefix: str, config: ReviewConfig) -> None:
+    def __init__(self, *, redis: Redis, keys: Keys, config: ReviewConfig) -> None:
         self._redis = redis
         self._config = config
-        self._stream = prefix + KEY_REVIEW
-        self._queue = prefix + "review:queue"
-        self._items = prefix + "review:items"
-        self._expiry = prefix + "review:expiry"
-        self._stats = prefix + "review:stats"
-        self._agreement = prefix + "review:agreement"
-        self._durations = prefix + "review:durations"
-        self._verdicts = prefix + KEY_VERDICTS
+        self._stream = keys.review
+        self._queue = keys.review_queue
+        self._items = keys.review_items
+        self._expiry = keys.review_expiry
+        self._stats = keys.review_stats
+        self._agreement = keys.review_agreement
+        self._durations = keys.review_durations
+        self._verdicts = keys.verdicts
         names = {
             "stream": self._stream,
             "queue": self._queue,
             "items": self._items,
             "expiry": self._expiry,
-            "priorities": prefix + "review:priority",
-            "tags": prefix + "review:tags",
+            "priorities": keys.review_priority,
+            "tags": keys.review_tags,
             "verdicts": self._verdicts,
             "stats": self._stats,
             "agreement": self._agreement,
@@ -294,12 +296,14 @@ class ReviewQueue:
         done = await self._redis.xlen(self._verdicts)
         counters = {_text(k): int(v) for k, v in (await self._redis.hgetall(self._stats)).items()}
         durations = [int(v) for v in await self._redis.lrange(self._durations, 0, -1)]
-        by_label = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("label:")}
-        final = {x: counters[f"final:{x}"] for x in LABELS if f"final:{x}" in counters}
+        by_label = {
+            k.removeprefix(STAT_LABEL): v for k, v in counters.items() if k.startswith(STAT_LABEL)
+        }
+        final = {x: counters[STAT_FINAL + x] for x in LABELS if STAT_FINAL + x in counters}
         by_route: dict[str, dict[str, int]] = {}
         for key, value in counters.items():
-            if key.startswith("route:"):
-                route, label = key[len("route:") :].rsplit(":", 1)
+            if key.startswith(STAT_ROUTE):
+                route, label = key.removeprefix(STAT_ROUTE).rsplit(":", 1)
                 by_route.setdefault(route, {})[label] = value
         raw_agreement = await self._redis.hgetall(self._agreement)
         per_reviewer = reviewers(raw_agreement)
@@ -315,7 +319,7 @@ class ReviewQueue:
             "median_seconds_to_verdict": statistics.median(durations) / 1000 if durations else None,
             "finished": sum(final.values()),
             "final_labels": final,
-            "final_ties": counters.get("final:tied", 0),
+            "final_ties": counters.get(STAT_FINAL_TIED, 0),
             "agreement": agreement(raw_agreement, self._config.reviewers_per_item),
             "reviewers": per_reviewer,
             "you": per_reviewer.get(reviewer, empty) if reviewer else None,

@@ -14,6 +14,28 @@ from __future__ import annotations
 
 from typing import Final
 
+from gateway.constants import STREAM_FIELD
+
+# Fields of the `stats` hash, counted by the verdict script: verdicts by label (`label:<label>`)
+# and by route (`route:<route>:<label>`), items by final label (`final:<label>`) and final
+# labels that were tied. The queue's stats and the rollout judge read them.
+STAT_LABEL: Final = "label:"
+STAT_ROUTE: Final = "route:"
+STAT_FINAL: Final = "final:"
+STAT_FINAL_TIED: Final = "final:tied"
+# Fields of the `agreement` hash (review/agreement.py reads them): per number n of verdicts,
+# `items:<n>`, `squares:<n>`, `labels:<n>:<label>`; for n = 2 `pair:<label>:<label>`; and
+# `reviewer:<name>:verdicts|finished|with_majority`.
+AGREEMENT_ITEMS: Final = "items:"
+AGREEMENT_SQUARES: Final = "squares:"
+AGREEMENT_LABELS: Final = "labels:"
+AGREEMENT_PAIR: Final = "pair:"
+AGREEMENT_REVIEWER: Final = "reviewer:"
+# Fields of the verdict that completes an item, beside its record: the final label and
+# whether it was tied ("1" or "0").
+VERDICT_FINAL: Final = "final"
+VERDICT_TIED: Final = "tied"
+
 # The order of the keys every script is called with.
 KEYS: Final = (
     "stream",
@@ -28,7 +50,28 @@ KEYS: Final = (
     "durations",
 )
 
-_COMMON = """
+
+def _lua_names(**names: str) -> str:
+    """Lua locals holding the field names above, so that the scripts spell none of them."""
+    return "".join(f"local {name} = '{value}'\n" for name, value in names.items())
+
+
+_COMMON = (
+    _lua_names(
+        DATA=STREAM_FIELD,
+        STAT_LABEL=STAT_LABEL,
+        STAT_ROUTE=STAT_ROUTE,
+        STAT_FINAL=STAT_FINAL,
+        STAT_FINAL_TIED=STAT_FINAL_TIED,
+        AGREEMENT_ITEMS=AGREEMENT_ITEMS,
+        AGREEMENT_SQUARES=AGREEMENT_SQUARES,
+        AGREEMENT_LABELS=AGREEMENT_LABELS,
+        AGREEMENT_PAIR=AGREEMENT_PAIR,
+        AGREEMENT_REVIEWER=AGREEMENT_REVIEWER,
+        VERDICT_FINAL=VERDICT_FINAL,
+        VERDICT_TIED=VERDICT_TIED,
+    )
+    + """
 local STREAM, QUEUE, ITEMS, EXPIRY, PRIORITIES, TAGS, VERDICTS, STATS, AGREEMENT, DURATIONS =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 
@@ -87,6 +130,7 @@ local function reap(now)
   end
 end
 """
+)
 
 # ARGV: id, priority, tags, initial state json. Idempotent: an item already known is left
 # as it is, so entries recovered from the pending list are registered at most once.
@@ -173,14 +217,14 @@ if now > lease[2] then return {'expired'} end
 state.held[reviewer] = nil
 redis.call('ZREM', EXPIRY, id .. '|' .. reviewer)
 state.votes[reviewer] = label
-redis.call('HINCRBY', STATS, 'label:' .. label, 1)
-redis.call('HINCRBY', STATS, 'route:' .. ARGV[7] .. ':' .. label, 1)
-redis.call('HINCRBY', AGREEMENT, 'reviewer:' .. reviewer .. ':verdicts', 1)
+redis.call('HINCRBY', STATS, STAT_LABEL .. label, 1)
+redis.call('HINCRBY', STATS, STAT_ROUTE .. ARGV[7] .. ':' .. label, 1)
+redis.call('HINCRBY', AGREEMENT, AGREEMENT_REVIEWER .. reviewer .. ':verdicts', 1)
 redis.call('LPUSH', DURATIONS, now - lease[1])
 redis.call('LTRIM', DURATIONS, 0, 999)
 
 if size(state.votes) < state.need then
-  redis.call('XADD', VERDICTS, '*', 'data', ARGV[5])
+  redis.call('XADD', VERDICTS, '*', DATA, ARGV[5])
   save(id, state)
   offer(id, state, now)
   return {'ok'}
@@ -200,33 +244,33 @@ for name, n in pairs(counts) do
 end
 local tied = leaders > 1 and '1' or '0'
 
-redis.call('XADD', VERDICTS, '*', 'data', ARGV[5], 'final', final, 'tied', tied)
+redis.call('XADD', VERDICTS, '*', DATA, ARGV[5], VERDICT_FINAL, final, VERDICT_TIED, tied)
 redis.call('XACK', STREAM, group, id)
 for holder in pairs(state.held) do redis.call('ZREM', EXPIRY, id .. '|' .. holder) end
 forget(id)
-redis.call('HINCRBY', STATS, 'final:' .. final, 1)
-if tied == '1' then redis.call('HINCRBY', STATS, 'final:tied', 1) end
+redis.call('HINCRBY', STATS, STAT_FINAL .. final, 1)
+if tied == '1' then redis.call('HINCRBY', STATS, STAT_FINAL_TIED, 1) end
 
 -- Sufficient statistics for kappa over items with n verdicts (review_agreement.py).
 local n = size(state.votes)
 local squares = 0
 for name, c in pairs(counts) do
   squares = squares + c * c
-  redis.call('HINCRBY', AGREEMENT, 'labels:' .. n .. ':' .. name, c)
+  redis.call('HINCRBY', AGREEMENT, AGREEMENT_LABELS .. n .. ':' .. name, c)
 end
-redis.call('HINCRBY', AGREEMENT, 'items:' .. n, 1)
-redis.call('HINCRBY', AGREEMENT, 'squares:' .. n, squares)
+redis.call('HINCRBY', AGREEMENT, AGREEMENT_ITEMS .. n, 1)
+redis.call('HINCRBY', AGREEMENT, AGREEMENT_SQUARES .. n, squares)
 if n == 2 then
   local names = {}
   for name in pairs(state.votes) do table.insert(names, name) end
   table.sort(names)
   local pair = state.votes[names[1]] .. ':' .. state.votes[names[2]]
-  redis.call('HINCRBY', AGREEMENT, 'pair:' .. pair, 1)
+  redis.call('HINCRBY', AGREEMENT, AGREEMENT_PAIR .. pair, 1)
 end
 for name, vote in pairs(state.votes) do
-  redis.call('HINCRBY', AGREEMENT, 'reviewer:' .. name .. ':finished', 1)
+  redis.call('HINCRBY', AGREEMENT, AGREEMENT_REVIEWER .. name .. ':finished', 1)
   if vote == final then
-    redis.call('HINCRBY', AGREEMENT, 'reviewer:' .. name .. ':with_majority', 1)
+    redis.call('HINCRBY', AGREEMENT, AGREEMENT_REVIEWER .. name .. ':with_majority', 1)
   end
 end
 return {'finished', final, tied}

@@ -25,16 +25,23 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.config import RolloutConfig
-from gateway.constants import ARM_CANARY, ARM_PRODUCTION, JUDGE_LABELS, KEY_AGGREGATES
+from gateway.constants import ARM_CANARY, ARM_PRODUCTION, JUDGE_LABELS
+from gateway.keys import Keys
 from gateway.proxy.arm_stats import ArmStats, prompt_counts, quantile_bound, slow_count
 from gateway.proxy.traffic import TrafficSplit, TrafficState
 from gateway.redis_client import raise_if_cancelled
+from gateway.review.scripts import STAT_FINAL
+from scoring.aggregates import AGG_JUDGE_VERDICT, AGG_QUEUED, AGG_SCORED
 from scoring.drift import check_drift, feature_psi
 from scoring.judge import Limits, Window, judge
 
 log = logging.getLogger("shadowgate.rollout")
 
 Status = Literal["idle", "running", "paused", "halted", "done"]
+
+# A step's baseline holds the aggregates' fields as they are and the review stats' fields
+# under this prefix (a stored rollout state carries it: keep it as it is).
+_VERDICT = "verdict:"
 
 # KEYS: state, epoch. ARGV: my epoch, state json. Writes only while the epoch is ours.
 _FENCED_SET = """
@@ -92,7 +99,7 @@ class RolloutController:
         self,
         *,
         redis: Redis,
-        prefix: str,
+        keys: Keys,
         config: RolloutConfig,
         traffic: TrafficState,
         arm_stats: ArmStats,
@@ -102,11 +109,11 @@ class RolloutController:
         self._config = config
         self._traffic = traffic
         self._arm_stats = arm_stats
-        self._state_key = prefix + "rollout"
-        self._lock_key = prefix + "rollout:lock"
-        self._epoch_key = prefix + "rollout:epoch"
-        self._aggregates_key = prefix + KEY_AGGREGATES
-        self._verdict_stats_key = prefix + "review:stats"
+        self._state_key = keys.rollout
+        self._lock_key = keys.rollout_lock
+        self._epoch_key = keys.rollout_epoch
+        self._aggregates_key = keys.aggregates
+        self._verdict_stats_key = keys.review_stats
         self._replica = replica
         self._epoch: str | None = None
         self._reference: tuple[tuple[float, float], dict[str, Counter[str]]] | None = None
@@ -159,7 +166,7 @@ class RolloutController:
         aggregates = await self._redis.hgetall(self._aggregates_key)
         verdicts = await self._redis.hgetall(self._verdict_stats_key)
         values = {_text(k): float(v) for k, v in aggregates.items()}
-        values.update({f"verdict:{_text(k)}": float(v) for k, v in verdicts.items()})
+        values.update({_VERDICT + _text(k): float(v) for k, v in verdicts.items()})
         return values
 
     async def _window(self, state: RolloutState, counts: Counter[str]) -> Window:
@@ -169,23 +176,24 @@ class RolloutController:
         def delta(name: str) -> int:
             return max(0, int(now.get(name, 0.0) - base.get(name, 0.0)))
 
+        def final(label: str) -> int:
+            return delta(_VERDICT + STAT_FINAL + label)
+
         threshold = quantile_bound(counts, ARM_PRODUCTION, 0.99) * self._config.latency_ratio
         # Final labels: an item counts once, when its last reviewer has judged it.
-        regressions = delta("verdict:final:regression")
+        regressions = final("regression")
         return Window(
             canary_requests=counts[f"{ARM_CANARY}:requests"],
             canary_errors=counts[f"{ARM_CANARY}:errors"],
             production_requests=counts[f"{ARM_PRODUCTION}:requests"],
             production_errors=counts[f"{ARM_PRODUCTION}:errors"],
             canary_slow=slow_count(counts, ARM_CANARY, threshold) if threshold else 0,
-            scored=delta("scored"),
-            divergent=delta("queued"),
-            verdicts=regressions
-            + delta("verdict:final:acceptable")
-            + delta("verdict:final:improvement"),
+            scored=delta(AGG_SCORED),
+            divergent=delta(AGG_QUEUED),
+            verdicts=regressions + final("acceptable") + final("improvement"),
             regressions=regressions,
-            judged=sum(delta(f"judge:verdict:{label}") for label in JUDGE_LABELS),
-            judge_regressions=delta("judge:verdict:regression"),
+            judged=sum(delta(AGG_JUDGE_VERDICT + label) for label in JUDGE_LABELS),
+            judge_regressions=delta(AGG_JUDGE_VERDICT + "regression"),
         )
 
     async def _reference_prompts(self, state: RolloutState) -> dict[str, Counter[str]]:

@@ -11,7 +11,12 @@ from collections.abc import Iterator
 from prometheus_client import Counter
 
 from gateway.metrics import Metrics
-from gateway.proxy.arm_stats import ArmStats
+from gateway.proxy.arm_stats import (
+    FIELD_MIRROR,
+    FIELD_PAIRS_DROPPED,
+    FIELD_PAIRS_PUBLISHED,
+    ArmStats,
+)
 
 
 def _samples(counter: Counter, field: str) -> Iterator[tuple[str, float]]:
@@ -32,9 +37,9 @@ class CounterLedger:
 
     def _totals(self) -> Iterator[tuple[str, float]]:
         m = self._metrics
-        yield from _samples(m.shadow, "mirror:{outcome}")
-        yield from _samples(m.pairs_published, "pairs:published")
-        yield from _samples(m.pairs_dropped, "pairs:dropped:{reason}")
+        yield from _samples(m.shadow, FIELD_MIRROR + "{outcome}")
+        yield from _samples(m.pairs_published, FIELD_PAIRS_PUBLISHED)
+        yield from _samples(m.pairs_dropped, FIELD_PAIRS_DROPPED + "{reason}")
 
     def copy(self) -> None:
         gains: dict[str, int] = {}

@@ -14,7 +14,7 @@ from typing import Final
 from redis.asyncio import Redis
 
 from gateway.config import LlmJudgeConfig
-from gateway.constants import JUDGE_SKIP_BUDGET_RATE, JUDGE_SKIP_BUDGET_USD, KEY_JUDGE_BUDGET
+from gateway.constants import JUDGE_SKIP_BUDGET_RATE, JUDGE_SKIP_BUDGET_USD
 from gateway.records import JudgeSkip
 
 _MINUTE_TTL_S: Final = 120
@@ -38,9 +38,10 @@ return ''
 class JudgeBudget:
     """Admits judge calls while this minute's calls and today's spend allow."""
 
-    def __init__(self, *, redis: Redis, prefix: str, config: LlmJudgeConfig) -> None:
+    def __init__(self, *, redis: Redis, key: str, config: LlmJudgeConfig) -> None:
+        """`key`: the budget's own key (`Keys.judge_budget`); its counters hang below it."""
         self._redis = redis
-        self._key = prefix + KEY_JUDGE_BUDGET
+        self._key = key
         self._config = config
         self._take = redis.register_script(_TAKE)
 

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.config import Config, JudgeSelection, LlmJudgeConfig
+from gateway.keys import Keys
 from gateway.records import JudgeVerdict, PairRecord, ScoreRecord
 from scoring.divergence import priority
 from scoring.llm_judge.budget import JudgeBudget
@@ -139,7 +140,8 @@ async def open_judge(config: Config, redis: Redis) -> AsyncIterator[JudgeStage |
     connector = aiohttp.TCPConnector(limit=judge.max_concurrency)
     timeout = aiohttp.ClientTimeout(total=judge.timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        budget = JudgeBudget(redis=redis, prefix=config.redis.key_prefix, config=judge)
+        key = Keys.for_prefix(config.redis.key_prefix).judge_budget
+        budget = JudgeBudget(redis=redis, key=key, config=judge)
         stage = JudgeStage(
             config=judge, client=JudgeClient(config=judge, session=session), budget=budget
         )
