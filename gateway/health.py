@@ -1,6 +1,7 @@
-"""How the gateway's helpers are doing, for /readyz and `shadowgate_component_up`: whether
-Redis answers, how many scoring workers have a live heartbeat, and whether the pair publisher
-is writing. None of them is needed to serve users: they decide whether mirrors get scored.
+"""Whether this process takes users' traffic (`Readiness`), and how the gateway's helpers are
+doing, for /readyz and `shadowgate_component_up`: whether Redis answers, how many scoring
+workers have a live heartbeat, and whether the pair publisher is writing. None of the helpers
+is needed to serve users: they decide whether mirrors get scored.
 """
 
 from __future__ import annotations
@@ -23,6 +24,26 @@ log = logging.getLogger("shadowgate.health")
 COMPONENT_REDIS = "redis"
 COMPONENT_WORKER = "worker"
 COMPONENT_PUBLISHER = "publisher"
+
+
+class Readiness:
+    """What /readyz answers: not ready until the process's resources are open (and, with
+    `--workers`, its data-plane processes listen), and never again once draining began, so
+    that the load balancer stops sending before the data port closes."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.draining = False
+
+    def serving(self, ready: bool) -> None:
+        """Ready or not from now on, unless shutdown already began."""
+        if not self.draining:
+            self.ready = ready
+
+    def start_draining(self) -> None:
+        """Shutdown began: /readyz answers 503 from now on, before the data port closes."""
+        self.draining = True
+        self.ready = False
 
 
 class ComponentHealth:

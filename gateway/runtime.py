@@ -1,6 +1,7 @@
 """The gateway's shared resources, opened once and closed once: upstream sessions, the Redis
-client, the live traffic split, the publisher and the shadow dispatcher, and the tasks that
-keep them running. Both the data-plane and the control-plane apps hold a reference to it.
+client, the live traffic split, the publisher and the shadow dispatcher, the rollout
+controller, and the tasks that keep them running. No handler sees this object: `gateway.apps`
+hands each app the resources it uses under typed keys (`gateway.app_keys`).
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from aiohttp import web
 from redis.exceptions import RedisError
 
 from gateway.config import Config
 from gateway.constants import GROUP_REVIEWERS, LOST_TRIMMED_UNSCORED
-from gateway.health import ComponentHealth
+from gateway.health import ComponentHealth, Readiness
 from gateway.keys import Keys
 from gateway.metrics import Metrics
 from gateway.proxy.arm_stats import ArmStats
@@ -30,7 +30,6 @@ from gateway.proxy.model_names import ModelNames
 from gateway.proxy.traffic import TrafficSplit, TrafficState
 from gateway.proxy.upstream import Upstream
 from gateway.redis_client import connect, raise_if_cancelled
-from gateway.review.queue import ReviewQueue
 from gateway.rollout.controller import RolloutController
 from gateway.rollout.metrics import RolloutCollector
 from gateway.scrub.scrubber import Scrubber
@@ -56,17 +55,12 @@ class Gateway:
         config: Config,
         redis_url: str,
         metrics: Metrics | None = None,
-        control_plane: bool = True,
         tracing: Tracing | None = None,
     ) -> None:
-        """`control_plane=False`: one of several data-plane processes of `serve --workers N`,
-        whose parent runs the control plane's loops (the rollout controller) once for all."""
         self.config = config
-        self.control_plane = control_plane
         self.redis_url = redis_url
         self.metrics = metrics or Metrics()
-        self.ready = False
-        self.draining = False
+        self.readiness = Readiness()
         self.keys = keys = Keys.for_prefix(config.redis.key_prefix)
         self.production = Upstream(name="production", config=config.upstreams.production)
         candidate_config = config.upstreams.candidate
@@ -132,7 +126,6 @@ class Gateway:
             arm_stats=self.arm_stats,
             tracing=tracing,
         )
-        self.review = ReviewQueue(redis=self.redis, keys=keys, config=config.review)
         self.rollout = RolloutController(
             redis=self.redis,
             keys=keys,
@@ -154,11 +147,6 @@ class Gateway:
         self.metrics.registry.register(self.backlog)
         self.ledger = CounterLedger(metrics=self.metrics, arm_stats=self.arm_stats)
 
-    def start_draining(self) -> None:
-        """Shutdown began: /readyz answers 503 from now on, before the data port closes."""
-        self.draining = True
-        self.ready = False
-
     def upstreams(self) -> list[Upstream | MirrorSession]:
         return [u for u in (self.production, self.candidate, self.shadow_pool) if u is not None]
 
@@ -167,10 +155,6 @@ class Gateway:
             await upstream.open()
         await self.traffic.seed()
         await self._check_redis()
-        try:
-            await self.review.ensure_group()
-        except (RedisError, OSError) as exc:
-            log.warning("review: redis unavailable at start: %s", exc)
         self.publisher.start()
         await self.health.check()
         self._tasks.append(asyncio.create_task(self.health.run(), name="component-health"))
@@ -179,9 +163,7 @@ class Gateway:
         self._tasks.append(
             asyncio.create_task(self.arm_stats.run(before_flush=self.ledger.copy), name="arm-stats")
         )
-        if self.candidate is not None and self.control_plane:
-            self._tasks.append(asyncio.create_task(self.rollout.run(), name="rollout"))
-        self.ready = True
+        self.readiness.serving(True)
         return self
 
     async def _check_redis(self) -> None:
@@ -247,12 +229,12 @@ class Gateway:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.ready = False
+        self.readiness.serving(False)
         # Mirrors first: the pairs they finish still go through the publisher's buffer.
         if self.dispatcher is not None:
             await self.dispatcher.close(grace_s=self.config.shadow.shutdown_grace_s)
         await self.publisher.close(drain_timeout_s=self.config.publish.shutdown_drain_s)
-        await _cancel_all(self._tasks)
+        await cancel_all(self._tasks)
         self._tasks.clear()
         self.ledger.copy()
         await self.arm_stats.flush()
@@ -261,7 +243,7 @@ class Gateway:
         await self.redis.aclose()
 
 
-async def _cancel_all(tasks: list[asyncio.Task[None]], grace_s: float = 0.2) -> None:
+async def cancel_all(tasks: list[asyncio.Task[None]], grace_s: float = 0.2) -> None:
     """Cancel background loops and wait for them. A cancellation that lands inside a Redis
     command can be turned into a connection error by the client and swallowed by a retry
     loop; such a task is cancelled again once it is back at its sleep."""
@@ -273,6 +255,3 @@ async def _cancel_all(tasks: list[asyncio.Task[None]], grace_s: float = 0.2) -> 
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task %s failed", task.get_name(), exc_info=task.exception())
-
-
-GATEWAY_KEY = web.AppKey("gateway", Gateway)

@@ -131,3 +131,17 @@ async def test_redis_up_reflects_the_connection_before_any_publish(
     text = await resp.text()
     assert f"shadowgate_redis_up {1.0 if redis_alive else 0.0}" in text
     assert rig.metric("shadowgate_pairs_published_total") == 0
+
+
+@pytest.mark.parametrize(
+    "stored", [b"{not json", b'{"status": "lost"}'], ids=["not_json", "not_a_state"]
+)
+async def test_a_rollout_state_that_does_not_parse_is_a_500_not_a_conflict(
+    make_rig: RigFactory, stored: bytes
+) -> None:
+    """409 is for the rollout's own refusals and 400 for a bad request: a ValueError from
+    anywhere else is the server's fault."""
+    rig = await make_rig()
+    await rig.gateway.redis.set(rig.gateway.config.redis.key_prefix + "rollout", stored)
+    resp = await rig.control.post("/admin/rollout/pause", headers=ADMIN)
+    assert resp.status == 500

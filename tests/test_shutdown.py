@@ -22,8 +22,8 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from gateway.serving.lifecycle import drain
 from gateway.serving.processes import Child, free_port, shadowgate_command
-from gateway.serving.serve import drain
 from tests.conftest import Rig, RigFactory
 
 HANG_S = 10.0

@@ -22,12 +22,12 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.app_keys import CONFIG, REVIEW_QUEUE
 from gateway.auth import bearer_token, check_token, http_error, json_response, token_matches
 from gateway.constants import REVIEWER_HEADER
 from gateway.review import evidence as review_evidence
 from gateway.review.blind import CHOICES, blind_item
 from gateway.review.queue import LABELS, Claimed, ReviewConflict
-from gateway.runtime import GATEWAY_KEY
 
 
 class VerdictBody(BaseModel):
@@ -64,7 +64,7 @@ class VerdictBody(BaseModel):
 
 def reviewer_of(request: web.Request) -> str:
     """The reviewer's name, or a 401/403/400 for a request that does not identify one."""
-    control = request.app[GATEWAY_KEY].config.control
+    control = request.app[CONFIG].control
     token = bearer_token(request)
     if token is not None:
         for name, secret in control.reviewer_tokens.items():
@@ -87,7 +87,7 @@ async def claim(request: web.Request) -> web.Response:
     tag = f"route:{route}" if route else f"flag:{flag}" if flag else ""
     if "|" in tag:
         raise http_error(400, "a filter must not contain '|'")
-    queue = request.app[GATEWAY_KEY].review
+    queue = request.app[REVIEW_QUEUE]
     claimed = await queue.claim(reviewer, tag=tag)
     if claimed is None:
         return web.Response(status=204)
@@ -121,7 +121,7 @@ async def verdict(request: web.Request) -> web.Response:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
         raise http_error(400, f"{field}: {first['msg'].removeprefix('Value error, ')}") from None
-    queue = request.app[GATEWAY_KEY].review
+    queue = request.app[REVIEW_QUEUE]
     blind = queue.mode == "blind"
     if body.choice is not None and not blind:
         raise http_error(400, "choice: only in blind mode (review.mode: blind); send a label")
@@ -165,7 +165,7 @@ async def verdict(request: web.Request) -> web.Response:
 async def release(request: web.Request) -> web.Response:
     reviewer = reviewer_of(request)
     try:
-        await request.app[GATEWAY_KEY].review.release(reviewer, request.match_info["id"])
+        await request.app[REVIEW_QUEUE].release(reviewer, request.match_info["id"])
     except ReviewConflict as exc:
         raise http_error(409, exc.reason) from None
     return json_response({"released": request.match_info["id"]})
@@ -173,7 +173,7 @@ async def release(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     reviewer = reviewer_of(request)
-    return json_response(await request.app[GATEWAY_KEY].review.stats(reviewer))
+    return json_response(await request.app[REVIEW_QUEUE].stats(reviewer))
 
 
 # The page's own scripts and styles besides its inline ones, by name: nothing else is served.
@@ -222,6 +222,7 @@ async def page_redirect(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    """Register the review routes; the app must hold the config and the review queue."""
     app.router.add_get("/review/", page)
     app.router.add_get("/review/assets/{name}", asset)
     app.router.add_get("/review", page_redirect)

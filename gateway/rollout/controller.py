@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from gateway.config import RolloutConfig
 from gateway.constants import ARM_CANARY, ARM_PRODUCTION, JUDGE_LABELS
+from gateway.errors import ShadowgateError
 from gateway.keys import Keys
 from gateway.proxy.arm_stats import ArmStats, prompt_counts, quantile_bound, slow_count
 from gateway.proxy.traffic import TrafficSplit, TrafficState
@@ -62,6 +63,10 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
+
+
+class RolloutConflict(ShadowgateError):
+    """An operator command the rollout's status refuses (pausing one that is not running)."""
 
 
 class Decision(BaseModel):
@@ -329,7 +334,7 @@ class RolloutController:
     async def resume(self) -> RolloutState:
         state = await self.state()
         if state.status not in ("paused", "halted"):
-            raise ValueError(f"cannot resume a rollout that is {state.status}")
+            raise RolloutConflict(f"cannot resume a rollout that is {state.status}")
         state.status, state.reason = "running", ""
         self._pin_reference(state)
         await self._begin_step(state)
@@ -356,7 +361,7 @@ class RolloutController:
     ) -> RolloutState:
         state = await self.state()
         if state.status not in from_:
-            raise ValueError(f"cannot {action} a rollout that is {state.status}")
+            raise RolloutConflict(f"cannot {action} a rollout that is {state.status}")
         state.status, state.reason = status, reason
         state.history.append(
             Decision(

@@ -32,8 +32,8 @@ from gateway.config import Config, ListenConfig, apply_environment, load_config
 from gateway.errors import ShadowgateError
 from gateway.metrics import Metrics, ProcessMetrics
 from gateway.runtime import Gateway
+from gateway.serving.lifecycle import drain, forget_signals, stop_on_signals, watch_sighup
 from gateway.serving.processes import ProcessStartError, die_with_parent_signal, shadowgate_command
-from gateway.serving.serve import drain, forget_signals, watch_sighup
 from gateway.serving.supervisor import Supervisor
 from gateway.tracing.setup import load_tracing
 
@@ -217,18 +217,16 @@ async def serve_workers(
     check_port(config.listen)
     assert metrics.aggregate_dir is not None, "metrics must aggregate the data-plane processes"
     directory = metrics.aggregate_dir
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     async with Gateway(config=config, redis_url=redis_url, metrics=metrics) as gateway:
-        gateway.ready = False  # until every data-plane process listens
+        readiness = gateway.readiness
+        readiness.serving(False)  # until every data-plane process listens
         started = False
 
         def serving(count: int) -> None:
             # After the start: ready while one process serves (the others are restarting).
-            if started and not gateway.draining:
-                gateway.ready = count > 0
+            if started:
+                readiness.serving(count > 0)
 
         children = DataProcesses(
             count=workers,
@@ -246,7 +244,8 @@ async def serve_workers(
         try:
             await web.TCPSite(control, config.control.host, config.control.port).start()
             await children.start()
-            started = gateway.ready = True
+            started = True
+            readiness.serving(True)
             children.supervise()
             supervising = asyncio.create_task(supervisor.run(), name="supervisor")
             log.info(
@@ -259,7 +258,7 @@ async def serve_workers(
             )
             await stop.wait()
             log.info("shutting down: draining %d data-plane processes", children.serving)
-            gateway.start_draining()
+            readiness.start_draining()
         finally:
             if "supervising" in locals():
                 supervising.cancel()
@@ -269,22 +268,17 @@ async def serve_workers(
             await control.cleanup()
             for task in reloads:
                 task.cancel()
-    forget_signals(loop)
+    forget_signals(asyncio.get_running_loop())
 
 
 async def serve_data_plane(config: Config, *, redis_url: str) -> None:
     """One child: the data plane on the shared port, until SIGTERM; then it drains."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     # The parent re-reads the config on SIGHUP; a group-wide one must not end a child.
-    loop.add_signal_handler(signal.SIGHUP, lambda: None)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: None)
     # Each data-plane process traces its own requests (configured by the same OTEL_* variables).
     tracing = load_tracing(service_name="shadowgate-gateway", environ=os.environ)
-    async with Gateway(
-        config=config, redis_url=redis_url, control_plane=False, tracing=tracing
-    ) as gateway:
+    async with Gateway(config=config, redis_url=redis_url, tracing=tracing) as gateway:
         data = web.ServerRunner(build_data_server(gateway), shutdown_timeout=1.0)
         await data.setup()
         try:
