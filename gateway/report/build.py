@@ -1,7 +1,7 @@
 """Gathers `shadowgate report`: what production, the canary and the shadow arm did over one
 window, read from Redis alone: the per-arm buckets every replica flushes (all requests, and
 what became of the mirrors), and the pairs, scores and verdicts streams (mirrored requests).
-Rendering is report_table.py's and report_html.py's.
+Rendering is `table.py`'s and `html.py`'s.
 """
 
 from __future__ import annotations

@@ -72,25 +72,15 @@ _UNITS: Final[tuple[tuple[str, str, float], ...]] = (
     (r"degrees?|°", "degree", 1.0),
 )
 _CURRENCY_WORDS: Final = {
-    "dollar": "USD",
-    "dollars": "USD",
-    "usd": "USD",
-    "$": "USD",
-    "us$": "USD",
-    "euro": "EUR",
-    "euros": "EUR",
-    "eur": "EUR",
-    "€": "EUR",
-    "pound": "GBP",
-    "pounds": "GBP",
-    "gbp": "GBP",
-    "£": "GBP",
-    "quid": "GBP",
-    "yen": "JPY",
-    "jpy": "JPY",
-    "¥": "JPY",
-    "chf": "CHF",
-    "francs": "CHF",
+    word: code
+    for code, words in (
+        ("USD", "dollar dollars usd $ us$"),
+        ("EUR", "euro euros eur €"),
+        ("GBP", "pound pounds gbp £ quid"),
+        ("JPY", "yen jpy ¥"),
+        ("CHF", "chf francs"),
+    )
+    for word in words.split()
 }
 _CURRENCY_AFTER: Final = r"dollars?|euros?|pounds?|usd|eur|gbp|yen|jpy|chf|francs|quid"
 _NUMBER: Final = (
@@ -171,22 +161,8 @@ class Value(NamedTuple):
 
 
 _VALUE_WORDS: Final = frozenset(
-    {
-        *_SMALL,
-        *_TENS,
-        *_SCALES,
-        "noon",
-        "midday",
-        "midnight",
-        "$",
-        "€",
-        "£",
-        "¥",
-        *MONTHS,
-        *(m[:3] for m in MONTHS),
-        *WEEKDAYS,
-        *(w[:3] for w in WEEKDAYS),
-    }
+    {*_SMALL, *_TENS, *_SCALES, *"noon midday midnight $ € £ ¥".split(), *MONTHS, *WEEKDAYS}
+    | {name[:3] for name in (*MONTHS, *WEEKDAYS)}
 )
 
 
@@ -255,32 +231,10 @@ def _normalise(dimension: str, amount: float) -> tuple[str, float]:
 # few `in` tests are far cheaper than running the full patterns over every sentence.
 _DATE_HINTS: Final = ("-", "/", *(m[:3] for m in MONTHS), *(w[:3] for w in WEEKDAYS))
 _WORD_HINTS: Final = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
+    *ONES[:13],
     "teen",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
-    "hundred",
-    "thousand",
-    "million",
-    "billion",
+    *TENS[2:],
+    *_SCALES,
     *(
         f"{word} {unit}"
         for word in ONE_UNIT
