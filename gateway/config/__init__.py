@@ -5,7 +5,7 @@ importable from `gateway.config`.
 """
 
 from gateway.config._base import Percent, Port, PositiveFloat, PositiveInt
-from gateway.config.control import ControlConfig, ReviewConfig, RolloutConfig
+from gateway.config.control import ControlConfig, GuardrailLimits, ReviewConfig, RolloutConfig
 from gateway.config.loader import (
     apply_environment,
     format_validation_error,
@@ -23,6 +23,7 @@ from gateway.config.scoring import (
     ScoringConfig,
 )
 from gateway.config.shadow import (
+    PII_ENTITIES,
     CaptureConfig,
     CustomPattern,
     PublishConfig,
@@ -41,6 +42,7 @@ from gateway.config.upstreams import (
 
 __all__ = [
     "EXECUTION_PROVIDERS",
+    "PII_ENTITIES",
     "CandidateConfig",
     "CaptureConfig",
     "Config",
@@ -48,6 +50,7 @@ __all__ = [
     "CustomPattern",
     "DetectionConfig",
     "ExecutionProvider",
+    "GuardrailLimits",
     "JudgeSelection",
     "ListenConfig",
     "LlmJudgeConfig",

@@ -4,12 +4,15 @@ user's path), `publish` and `redis` (how pairs reach the scoring workers)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Final
 
 from pydantic import Field, SecretStr, field_validator
 
 from gateway.config._base import Model, Percent, PositiveFloat, PositiveInt, compiles
 from gateway.constants import DEFAULT_SHADOW_PATHS
+
+# The entity types the scrubber replaces; `scrub.disable` may name any of them.
+PII_ENTITIES: Final = tuple("EMAIL PHONE CARD IBAN SSN IP MAC SECRET PERSON ADDRESS DOB".split())
 
 
 class ShadowConfig(Model):
@@ -92,20 +95,7 @@ class ScrubConfig(Model):
     @field_validator("disable")
     @classmethod
     def _check_disable(cls, value: list[str]) -> list[str]:
-        known = (
-            "EMAIL",
-            "PHONE",
-            "CARD",
-            "IBAN",
-            "SSN",
-            "IP",
-            "MAC",
-            "SECRET",
-            "PERSON",
-            "ADDRESS",
-            "DOB",
-        )
         for name in value:
-            if name not in known:
-                raise ValueError(f"unknown entity type {name!r}; one of {', '.join(known)}")
+            if name not in PII_ENTITIES:
+                raise ValueError(f"unknown entity type {name!r}; one of {', '.join(PII_ENTITIES)}")
         return value

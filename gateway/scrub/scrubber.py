@@ -17,13 +17,12 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from gateway.config import PII_ENTITIES as ENTITIES
 from gateway.config import ScrubConfig
 from gateway.scrub._anchored import colons, dashed_macs, emails, labelled, shaped_secrets
 from gateway.scrub._scan import WORD_CHARS, Finding, scan
 
 __all__ = ["ENTITIES", "Finding", "ScrubSession", "Scrubber"]
-
-ENTITIES: Final = tuple("EMAIL PHONE CARD IBAN SSN IP MAC SECRET PERSON ADDRESS DOB".split())
 
 # String values under these keys are identifiers or enums, never user text.
 _IDENTIFIER_KEYS: Final = frozenset(
