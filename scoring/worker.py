@@ -40,6 +40,7 @@ from gateway.constants import (
 )
 from gateway.proxy.arm_stats import RETENTION_S, bucket_key
 from gateway.records import PairRecord
+from gateway.redis_client import as_text as _text
 from gateway.redis_client import raise_if_cancelled
 from scoring.aggregates import aggregate_fields
 from scoring.divergence import Flagger, NoiseFloor, priority, score_pair, signals_of
@@ -121,10 +122,6 @@ redis.call('HINCRBY', KEYS[5], 'pairs:dead_letter', 1)
 redis.call('EXPIRE', KEYS[5], ARGV[3])
 return 1
 """
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _entries(response: Any) -> list[Entry]:

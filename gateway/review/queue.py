@@ -26,6 +26,7 @@ from redis.exceptions import ResponseError
 from gateway.config import ReviewConfig
 from gateway.constants import GROUP_REVIEWERS, KEY_REVIEW, KEY_VERDICTS
 from gateway.errors import ShadowgateError
+from gateway.redis_client import as_text as _text
 from gateway.review import blind as review_blind
 from gateway.review import scripts as review_scripts
 from gateway.review.agreement import LABELS, agreement, reviewers
@@ -92,10 +93,6 @@ class Claimed:
     lease_expires_at: float
     candidate_side: str
     reviewers_per_item: int
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _tags(item: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from gateway.config import RolloutConfig
 from gateway.constants import ARM_CANARY, ARM_PRODUCTION, JUDGE_LABELS, KEY_AGGREGATES
 from gateway.proxy.arm_stats import ArmStats, prompt_counts, quantile_bound, slow_count
 from gateway.proxy.traffic import TrafficSplit, TrafficState
+from gateway.redis_client import as_text as _text
 from gateway.redis_client import raise_if_cancelled
 from scoring.drift import check_drift, feature_psi
 from scoring.judge import Window, judge
@@ -340,7 +341,3 @@ class RolloutController:
         )
         await self._save(state, fenced=False)
         return state
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
