@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gateway.proxy.arm_stats import BUCKET_S, LATENCY_BOUNDS
-from gateway.report.build import Report
+from gateway.report.model import Report
 
 COLOURS = {"production": "#4c72b0", "canary": "#dd8452", "shadow": "#55a868", "noise": "#8c8c8c"}
 _POINTS = 120
