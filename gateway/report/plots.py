@@ -120,23 +120,12 @@ def divergence(report: Report) -> bytes | None:
     left, right = fig.subplots(1, 2)
     top = max([*d.semantic, *d.noise, d.threshold]) * 1.05 or 1.0
     bins = [top * i / 30 for i in range(31)]
-    left.hist(
-        d.semantic,
-        bins=bins,
-        alpha=0.6,
-        color=COLOURS["shadow"],
-        label="candidate vs production",
-        density=True,
-    )
-    if d.noise:
-        left.hist(
-            d.noise,
-            bins=bins,
-            alpha=0.6,
-            color=COLOURS["noise"],
-            label="production vs itself",
-            density=True,
-        )
+    for values, colour, label in (
+        (d.semantic, COLOURS["shadow"], "candidate vs production"),
+        (d.noise, COLOURS["noise"], "production vs itself"),
+    ):
+        if values:
+            left.hist(values, bins=bins, alpha=0.6, color=colour, label=label, density=True)
     left.set_xlabel("1 - cosine")
     left.set_ylabel("density")
     left.legend(fontsize="small")
