@@ -41,3 +41,9 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+def as_text(value: object) -> str:
+    """A value from a Redis reply as str: bytes decoded (a client without decode_responses),
+    anything else through str()."""
+    return value.decode() if isinstance(value, bytes) else str(value)

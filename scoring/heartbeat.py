@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.keys import Keys
+from gateway.redis_client import as_text as _text
 from gateway.redis_client import raise_if_cancelled
 
 log = logging.getLogger("shadowgate.heartbeat")
@@ -98,7 +99,3 @@ async def alive_workers(redis: Redis, keys: Keys) -> list[WorkerBeat]:
             with contextlib.suppress(ValueError):
                 alive.append(WorkerBeat.model_validate(orjson.loads(value)))
     return alive
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

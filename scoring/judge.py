@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gateway.config import GuardrailLimits
 from scoring.stats import (
     benjamini_hochberg,
     difference_above,
@@ -25,34 +26,8 @@ Outcome = Literal["pass", "breach", "inconclusive"]
 # Guardrails on verdicts (of reviewers, of the LLM judge): they pass on `min_verdicts`.
 _VERDICT_GUARDRAILS = frozenset({"reviewer_regressions", "judge_regressions"})
 Decision = Literal["promote", "rollback", "hold"]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What the canary may not exceed."""
-
-    error_margin: float = 0.005
-    """Extra error rate (5xx and timeouts) tolerated over production, absolute."""
-    slow_share: float = 0.02
-    """Share of canary requests slower than production's p99 x `latency_ratio`."""
-    latency_ratio: float = 1.5
-    divergence_rate: float = 0.10
-    """Share of scored shadow pairs queued for high divergence or new flags."""
-    regression_share: float = 0.20
-    """Share of reviewed items whose final label is regression."""
-    min_samples: int = 200
-    """Requests (or scored pairs) a guardrail needs before it can pass."""
-    min_verdicts: int = 20
-    """Verdicts the reviewer (or LLM judge) guardrail needs before it can pass."""
-    require_verdicts: bool = False
-    """Without it, a window with no verdicts at all skips the reviewer guardrail."""
-    require_divergence: bool = False
-    """Without it, a window with no scored shadow pairs skips the divergence guardrail."""
-    alpha: float = 0.05
-    judge_regression_share: float | None = None
-    """Share of LLM-judged shadow pairs the judge may call a regression; None: not checked."""
-    judge_action: Literal["hold", "rollback"] = "hold"
-    """What a breach of the judge guardrail does: hold the step, or roll back like the rest."""
+# What the canary may not exceed: the rollout config's guardrail fields, one definition.
+Limits = GuardrailLimits
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from gateway.proxy.arm_stats import (
     bucket_key,
 )
 from gateway.records import PairRecord, ReviewItem, ScoreRecord
+from gateway.redis_client import as_text as _text
 from gateway.redis_client import raise_if_cancelled
 from scoring.aggregates import AGG_DEAD_LETTER, AGG_LOST, aggregate_fields
 from scoring.divergence import Flagger, NoiseFloor, priority, score_pair, signals_of
@@ -115,10 +116,6 @@ redis.call('HINCRBY', KEYS[5], '{FIELD_PAIRS_DEAD_LETTER}', 1)
 redis.call('EXPIRE', KEYS[5], ARGV[3])
 return 1
 """
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _entries(response: Any) -> list[Entry]:

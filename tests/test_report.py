@@ -18,8 +18,9 @@ from gateway.constants import KEY_PAIRS, KEY_SCORES, KEY_VERDICTS, STREAM_FIELD
 from gateway.keys import Keys
 from gateway.proxy.prompt_features import FEATURES
 from gateway.records import Exchange, PairRecord, ScoreRecord, Usage
-from gateway.report.build import FlagCounts, Report, gather_report, histogram_quantile, read_stream
+from gateway.report.build import gather_report, histogram_quantile, read_stream
 from gateway.report.cli import parse_duration
+from gateway.report.model import FlagCounts, Report
 from gateway.report.table import render_text
 from scoring.heartbeat import Heartbeat
 from tests.conftest import Rig, RigFactory

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from gateway.config import Percent, format_validation_error
 from gateway.errors import ConfigError
 from gateway.proxy.arms import to_basis_points
+from gateway.redis_client import as_text as _text
 from gateway.redis_client import raise_if_cancelled
 
 log = logging.getLogger("shadowgate.traffic")
@@ -46,10 +47,6 @@ class LiveSplit:
     shadow_bp: int
     canary_bp: int
     split: TrafficSplit
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _live(split: TrafficSplit) -> LiveSplit:

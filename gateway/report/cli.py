@@ -16,7 +16,8 @@ from redis.exceptions import RedisError
 from gateway.config import Config, apply_environment, load_config
 from gateway.errors import ConfigError, ShadowgateError
 from gateway.redis_client import configured_url, connect
-from gateway.report.build import Report, gather_report
+from gateway.report.build import gather_report
+from gateway.report.model import Report
 from gateway.report.table import render_text
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from gateway.report.build import Report
+from gateway.report.model import Report
 from gateway.report.plots import figures
 from gateway.report.table import Table, headline, tables
 

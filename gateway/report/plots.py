@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gateway.proxy.arm_stats import BUCKET_S, LATENCY_BOUNDS
-from gateway.report.build import Report
+from gateway.report.model import Report
 
 COLOURS = {"production": "#4c72b0", "canary": "#dd8452", "shadow": "#55a868", "noise": "#8c8c8c"}
 _POINTS = 120
@@ -120,23 +120,12 @@ def divergence(report: Report) -> bytes | None:
     left, right = fig.subplots(1, 2)
     top = max([*d.semantic, *d.noise, d.threshold]) * 1.05 or 1.0
     bins = [top * i / 30 for i in range(31)]
-    left.hist(
-        d.semantic,
-        bins=bins,
-        alpha=0.6,
-        color=COLOURS["shadow"],
-        label="candidate vs production",
-        density=True,
-    )
-    if d.noise:
-        left.hist(
-            d.noise,
-            bins=bins,
-            alpha=0.6,
-            color=COLOURS["noise"],
-            label="production vs itself",
-            density=True,
-        )
+    for values, colour, label in (
+        (d.semantic, COLOURS["shadow"], "candidate vs production"),
+        (d.noise, COLOURS["noise"], "production vs itself"),
+    ):
+        if values:
+            left.hist(values, bins=bins, alpha=0.6, color=colour, label=label, density=True)
     left.set_xlabel("1 - cosine")
     left.set_ylabel("density")
     left.legend(fontsize="small")

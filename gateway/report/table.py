@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from gateway.proxy.arm_stats import LATENCY_BOUNDS
-from gateway.report.build import ArmReport, Quantiles, Report
+from gateway.report.model import ArmReport, Quantiles, Report
 from scoring.stats import wilson
 
 

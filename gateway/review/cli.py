@@ -1,5 +1,5 @@
 """`shadowgate review ...` for reviewers in a terminal, and `shadowgate review export`, which
-writes judged items as a golden set (JSON lines) straight from Redis (review_export.py)."""
+writes judged items as a golden set (JSON lines) straight from Redis (`export.py`)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import orjson
 import redis
 
 from gateway.config import apply_environment, load_config
-from gateway.errors import ConfigError, ShadowgateError
+from gateway.control_client import add_url_option, call, env_token
 from gateway.keys import Keys
 from gateway.records import ReviewItem
 from gateway.redis_client import configured_url
@@ -28,11 +28,7 @@ from gateway.review.queue import LABELS
 
 def add_parser(sub: Any) -> None:
     review = sub.add_parser("review", help="review queued pairs from the terminal")
-    review.add_argument(
-        "--url",
-        default=os.environ.get("SHADOWGATE_CONTROL_URL", "http://127.0.0.1:8081"),
-        help="control-plane URL",
-    )
+    add_url_option(review)
     review.add_argument("--reviewer", default=os.environ.get("USER", ""), help="your name")
     actions = review.add_subparsers(dest="action", required=True)
     nxt = actions.add_parser("next", help="claim the next item and show it")
@@ -62,28 +58,11 @@ def add_parser(sub: Any) -> None:
 
 
 def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
-    token = os.environ.get("SHADOWGATE_REVIEWER_TOKEN")
-    if not token:
-        raise ConfigError("SHADOWGATE_REVIEWER_TOKEN: set it to your reviewer token")
-    request = urllib.request.Request(
-        args.url.rstrip("/") + path,
-        method=method,
-        data=orjson.dumps(body) if body is not None else None,
-        headers={
-            "Authorization": f"Bearer {token}",
-            "x-reviewer": args.reviewer,
-            "Content-Type": "application/json",
-        },
+    token = env_token("SHADOWGATE_REVIEWER_TOKEN", "your reviewer token")
+    headers = {"x-reviewer": args.reviewer}
+    return call(
+        args.url, method, path, token=token, failure=f"{method} {path}", body=body, headers=headers
     )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            payload = response.read()
-            return orjson.loads(payload) if payload else None
-    except urllib.error.HTTPError as exc:
-        detail = orjson.loads(exc.read() or b"{}").get("error", {}).get("message", exc.reason)
-        raise ShadowgateError(f"{method} {path}: {exc.code} {detail}") from None
-    except urllib.error.URLError as exc:
-        raise ShadowgateError(f"cannot reach {args.url}: {exc.reason}") from None
 
 
 def _prompt(request: Any) -> Any:

@@ -27,6 +27,7 @@ from gateway.constants import GROUP_REVIEWERS
 from gateway.errors import ShadowgateError
 from gateway.keys import Keys
 from gateway.records import ReviewItem, Verdict
+from gateway.redis_client import as_text as _text
 from gateway.review import blind as review_blind
 from gateway.review import scripts as review_scripts
 from gateway.review.agreement import LABELS, agreement, reviewers
@@ -72,10 +73,6 @@ class Claimed:
     lease_expires_at: float
     candidate_side: str
     reviewers_per_item: int
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _review_item(fields: dict[bytes, bytes]) -> ReviewItem | None:

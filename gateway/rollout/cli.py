@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import os
-import urllib.error
-import urllib.request
 from typing import Any
 
-import orjson
-
-from gateway.errors import ConfigError, ShadowgateError
+from gateway.control_client import add_url_option, call, env_token
+from gateway.errors import ConfigError
 
 
 def add_parser(sub: Any) -> None:
     rollout = sub.add_parser("rollout", help="drive or inspect the canary rollout")
-    rollout.add_argument(
-        "--url",
-        default=os.environ.get("SHADOWGATE_CONTROL_URL", "http://127.0.0.1:8081"),
-        help="control-plane URL",
-    )
+    add_url_option(rollout)
     rollout.add_argument("action", choices=["status", "start", "pause", "resume", "abort"])
     rollout.add_argument("--steps", help="with start: comma-separated percentages, e.g. 1,5,25")
     rollout.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    token = os.environ.get("SHADOWGATE_ADMIN_TOKEN")
-    if not token:
-        raise ConfigError("SHADOWGATE_ADMIN_TOKEN: set it to the admin token")
+    token = env_token("SHADOWGATE_ADMIN_TOKEN", "the admin token")
     body: dict[str, Any] = {}
     if args.steps:
         try:
@@ -40,20 +30,8 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "status"
         else ("POST", f"/admin/rollout/{args.action}")
     )
-    request = urllib.request.Request(
-        args.url.rstrip("/") + path,
-        method=method,
-        data=orjson.dumps(body) if method == "POST" else None,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            state = orjson.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        detail = orjson.loads(exc.read() or b"{}").get("error", {}).get("message", exc.reason)
-        raise ShadowgateError(f"{args.action}: {exc.code} {detail}") from None
-    except urllib.error.URLError as exc:
-        raise ShadowgateError(f"cannot reach {args.url}: {exc.reason}") from None
+    body_sent = body if method == "POST" else None
+    state = call(args.url, method, path, token=token, failure=args.action, body=body_sent)
     steps = state.get("steps") or []
     at = steps[state["step_index"]] if steps else 0
     print(

@@ -30,11 +30,12 @@ from gateway.errors import ShadowgateError
 from gateway.keys import Keys
 from gateway.proxy.arm_stats import ArmStats, prompt_counts, quantile_bound, slow_count
 from gateway.proxy.traffic import TrafficSplit, TrafficState
+from gateway.redis_client import as_text as _text
 from gateway.redis_client import raise_if_cancelled
 from gateway.review.scripts import STAT_FINAL
 from scoring.aggregates import AGG_JUDGE_VERDICT, AGG_QUEUED, AGG_SCORED
 from scoring.drift import check_drift, feature_psi
-from scoring.judge import Limits, Window, judge
+from scoring.judge import Window, judge
 
 log = logging.getLogger("shadowgate.rollout")
 
@@ -225,30 +226,13 @@ class RolloutController:
             "vs_production_psi_max": max(beside.values(), default=None),
         }
 
-    def _limits(self) -> Limits:
-        c = self._config
-        return Limits(
-            error_margin=c.error_margin,
-            slow_share=c.slow_share,
-            latency_ratio=c.latency_ratio,
-            divergence_rate=c.divergence_rate,
-            regression_share=c.regression_share,
-            min_samples=c.min_samples,
-            min_verdicts=c.min_verdicts,
-            require_verdicts=c.require_verdicts,
-            require_divergence=c.require_divergence,
-            alpha=c.alpha,
-            judge_regression_share=c.judge_regression_share,
-            judge_action=c.judge_action,
-        )
-
     async def tick(self) -> RolloutState:
         """One evaluation as the leader: promote, roll back or hold."""
         state = await self.state()
         if state.status != "running":
             return state
         counts = await self._arm_stats.window(state.step_started_at)
-        result = judge(await self._window(state, counts), self._limits(), look=state.look)
+        result = judge(await self._window(state, counts), self._config, look=state.look)
         state.drift = await self._drift(state, counts)
         evidence = [
             {"guardrail": v.guardrail, "outcome": v.outcome, "p_value": v.p_value, **v.evidence}
@@ -370,7 +354,3 @@ class RolloutController:
         )
         await self._save(state, fenced=False)
         return state
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

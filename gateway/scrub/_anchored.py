@@ -202,28 +202,9 @@ def _random_enough(token: str) -> bool:
 _LABEL_TOKEN: Final = re.compile(r"(?<![a-z0-9_.-])[a-z0-9_.-]*+\Z")
 _LABEL_TAIL: Final = re.compile(r"[a-z0-9_]*(?:[.-][a-z0-9_]+)*")
 _LABEL_NAMES: Final = frozenset(
-    {
-        "password",
-        "passwd",
-        "pass",
-        "pwd",
-        "passphrase",
-        "passcode",
-        "secret",
-        "token",
-        "key",
-        "apikey",
-        "secretkey",
-        "accesskey",
-        "privatekey",
-        "authtoken",
-        "accesstoken",
-        "refreshtoken",
-        "credential",
-        "credentials",
-        "clientsecret",
-        "sessiontoken",
-    }
+    "password passwd pass pwd passphrase passcode secret token key apikey secretkey accesskey "
+    "privatekey authtoken accesstoken refreshtoken credential credentials clientsecret "
+    "sessiontoken".split()
 )
 _LABEL_VALUE: Final = re.compile(
     r"[\"']?[ \t]{0,3}(?P<sep>[:=]|=>|:=|(?:is|was|are)(?=[ \t]))?[ \t]{0,3}[\"']?"

@@ -1,7 +1,6 @@
 """PII scrubbing for everything that leaves the user's own path: mirrored request bodies and
-the answers stored for scoring and reviewers. Detection lives in `_scrub_scan` and
-`_scrub_anchored` (where values are) and `_scrub_rules` (whether a candidate is one); this
-module replaces them.
+the answers stored for scoring and reviewers. Detection lives in `_scan` and `_anchored`
+(where values are) and `_rules` (whether a candidate is one); this module replaces them.
 
 Placeholders are numbered per entity within one session (a request and its answers), so one
 value is one token everywhere: `<EMAIL_1>`, `<PHONE_1>`, `<CARD_1>`, `<IBAN_1>`, `<SSN_1>`,
@@ -18,48 +17,18 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from gateway.config import PII_ENTITIES as ENTITIES
 from gateway.config import ScrubConfig
 from gateway.scrub._anchored import colons, dashed_macs, emails, labelled, shaped_secrets
 from gateway.scrub._scan import WORD_CHARS, Finding, scan
 
 __all__ = ["ENTITIES", "Finding", "ScrubSession", "Scrubber"]
 
-ENTITIES: Final = (
-    "EMAIL",
-    "PHONE",
-    "CARD",
-    "IBAN",
-    "SSN",
-    "IP",
-    "MAC",
-    "SECRET",
-    "PERSON",
-    "ADDRESS",
-    "DOB",
-)
-
 # String values under these keys are identifiers or enums, never user text.
 _IDENTIFIER_KEYS: Final = frozenset(
-    {
-        "model",
-        "role",
-        "type",
-        "id",
-        "tool_call_id",
-        "object",
-        "finish_reason",
-        "format",
-        "detail",
-        "voice",
-        "encoding_format",
-        "service_tier",
-        "reasoning_effort",
-        "modalities",
-        "system_fingerprint",
-        "status",
-        "tool_choice",
-        "parallel_tool_calls",
-    }
+    "model role type id tool_call_id object finish_reason format detail voice encoding_format "
+    "service_tier reasoning_effort modalities system_fingerprint status tool_choice "
+    "parallel_tool_calls".split()
 )
 # "name" is a participant's name in a chat message (a dict with a "role"), an identifier
 # (a tool's, a function's, a schema's) anywhere else.

@@ -26,60 +26,27 @@ _REFUSAL: Final = re.compile(
 _SMALL: Final = {
     word: n
     for n, word in enumerate(
-        (
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-            "thirteen",
-            "fourteen",
-            "fifteen",
-            "sixteen",
-            "seventeen",
-            "eighteen",
-            "nineteen",
-            "twenty",
-        )
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
     )
 }
 _TENS: Final = {
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "sixty": 60,
-    "seventy": 70,
-    "eighty": 80,
-    "ninety": 90,
+    word: 10 * n
+    for n, word in enumerate("thirty forty fifty sixty seventy eighty ninety".split(), start=3)
 }
 _SCALES: Final = {"hundred": 100, "thousand": 1000}
 # Units folded to one base unit each, so "650 mg" and "0.65 g" are the same value.
 _UNITS: Final = {
-    "mg": ("g", 0.001),
-    "milligram": ("g", 0.001),
-    "milligrams": ("g", 0.001),
-    "g": ("g", 1.0),
-    "gram": ("g", 1.0),
-    "grams": ("g", 1.0),
-    "kg": ("g", 1000.0),
-    "kilogram": ("g", 1000.0),
-    "kilograms": ("g", 1000.0),
-    "ml": ("l", 0.001),
-    "l": ("l", 1.0),
-    "litre": ("l", 1.0),
-    "litres": ("l", 1.0),
-    "liter": ("l", 1.0),
-    "liters": ("l", 1.0),
-    "%": ("%", 1.0),
-    "percent": ("%", 1.0),
+    name: (base, scale)
+    for base, scale, names in (
+        ("g", 0.001, "mg milligram milligrams"),
+        ("g", 1.0, "g gram grams"),
+        ("g", 1000.0, "kg kilogram kilograms"),
+        ("l", 0.001, "ml"),
+        ("l", 1.0, "l litre litres liter liters"),
+        ("%", 1.0, "% percent"),
+    )
+    for name in names.split()
 }
 _CLOCK: Final = re.compile(
     r"\b(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\b\.?|\b(\d{1,2}):(\d{2})\b", re.I

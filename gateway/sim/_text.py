@@ -100,36 +100,18 @@ _BANKS: Final[dict[str, tuple[str, ...]]] = {
 }
 # Topics are tried in this order; the one with most keyword hits wins.
 _KEYWORDS: Final[dict[str, tuple[str, ...]]] = {
-    "code": ("python", "function", "code", "linked list", "palindrome", "algorithm", "bug"),
-    "data": ("database", "postgres", "query", "index", "sql", "table"),
-    "systems": (
-        "kubernetes",
-        "cap theorem",
-        "keep-alive",
-        "http",
-        "process",
-        "thread",
-        "proxy",
-        "api key",
-        "server",
-        "latency",
-    ),
-    "support": (
-        "refund",
-        "billing",
-        "charge",
-        "card",
-        "order",
-        "subscription",
-        "email",
-        "iban",
-        "account",
-        "plan",
-    ),
-    "writing": ("draft", "write", "note", "haiku", "poem", "reminder", "translate", "letter"),
-    "travel": ("itinerary", "travel", "trip", "lisbon", "hotel", "flight", "station"),
-    "food": ("dinner", "recipe", "vegetarian", "cook", "meal", "lunch"),
-    "history": ("revolution", "history", "war", "empire", "century"),
+    topic: tuple(words.split(", "))
+    for topic, words in {
+        "code": "python, function, code, linked list, palindrome, algorithm, bug",
+        "data": "database, postgres, query, index, sql, table",
+        "systems": "kubernetes, cap theorem, keep-alive, http, process, thread, proxy, api key, "
+        "server, latency",
+        "support": "refund, billing, charge, card, order, subscription, email, iban, account, plan",
+        "writing": "draft, write, note, haiku, poem, reminder, translate, letter",
+        "travel": "itinerary, travel, trip, lisbon, hotel, flight, station",
+        "food": "dinner, recipe, vegetarian, cook, meal, lunch",
+        "history": "revolution, history, war, empire, century",
+    }.items()
 }
 _OPENERS: Final = (
     'You asked: "{subject}".',
@@ -154,24 +136,17 @@ _DIVERGENT: Final = (
     "Your case will be looked at within sixty working days.",
 )
 # Rewordings that keep the meaning in every sentence of the banks above.
-_SYNONYMS: Final = (
-    ("usually", "often"),
-    ("start", "begin"),
-    ("short", "brief"),
-    ("help", "assist"),
-    ("large", "big"),
-    ("check", "verify"),
-    ("clear", "obvious"),
-    ("matters", "counts"),
-    ("cheapest", "least expensive"),
-    ("every", "each"),
-    ("slow", "sluggish"),
-    ("rarely", "seldom"),
-    ("common", "typical"),
-    ("a few", "several"),
-    ("quickly", "rapidly"),
-    ("important", "essential"),
-    ("choose", "pick"),
+_SYNONYMS: Final = tuple(
+    (old, new)
+    for old, new in (
+        pair.split("=")
+        for pair in (
+            "usually=often, start=begin, short=brief, help=assist, large=big, check=verify, "
+            "clear=obvious, matters=counts, cheapest=least expensive, every=each, slow=sluggish, "
+            "rarely=seldom, common=typical, a few=several, quickly=rapidly, important=essential, "
+            "choose=pick"
+        ).split(", ")
+    )
 )
 _HEDGES: Final = ("In practice, ", "Generally, ", "As a rule, ", "In most cases, ")
 _PLAIN_WORD: Final = re.compile(r"[a-z]+")

@@ -1,7 +1,7 @@
 """An OpenAI-compatible simulated model server for the demo, the tests and the benchmarks: answers
 built from the prompt, paced like a real model, with a behaviour profile (errors, refusals,
 truncations, topics it answers differently) and a record of what reached it. The `judge`
-profile answers the LLM judge's prompts instead (`_sim_judge.py`).
+profile answers the LLM judge's prompts instead (`_judge.py`).
 
 Routes: POST /v1/chat/completions and /v1/completions (streaming and not), GET /v1/models,
 GET /healthz, GET /_sim/stats (requests received, the last 50 with headers and bodies) and

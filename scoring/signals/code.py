@@ -22,40 +22,11 @@ _TOKEN: Final = re.compile(
     re.S,
 )
 _HASH_COMMENTS: Final = frozenset(
-    {
-        "python",
-        "py",
-        "sh",
-        "bash",
-        "shell",
-        "ruby",
-        "rb",
-        "yaml",
-        "yml",
-        "toml",
-        "r",
-        "perl",
-        "makefile",
-        "dockerfile",
-    }
+    "python py sh bash shell ruby rb yaml yml toml r perl makefile dockerfile".split()
 )
 _DASH_COMMENTS: Final = frozenset({"sql", "lua", "haskell", "hs"})
 _OPTIONAL_SEMICOLON: Final = frozenset(
-    {
-        "javascript",
-        "js",
-        "typescript",
-        "ts",
-        "jsx",
-        "tsx",
-        "go",
-        "kotlin",
-        "swift",
-        "scala",
-        "sql",
-        "python",
-        "py",
-    }
+    "javascript js typescript ts jsx tsx go kotlin swift scala sql python py".split()
 )
 
 

@@ -13,8 +13,8 @@ from typing import Final
 from gateway.records import Evidence
 from scoring.signals._pair import PairView, evidence
 from scoring.signals._text import STOPWORDS, Token, stem
+from scoring.signals.dates import MONTHS, WEEKDAYS
 from scoring.signals.parse import Parsed
-from scoring.signals.quantities import MONTHS, WEEKDAYS
 
 _CONNECTORS: Final = frozenset({"de", "la", "le", "du", "of", "von", "van", "der", "del", "da"})
 _NOT_NAMES: Final = frozenset({"i", "ok", "am", "pm", *MONTHS, *WEEKDAYS, *(m[:3] for m in MONTHS)})

@@ -1,18 +1,27 @@
 """Values an answer states, normalised so that different ways of writing the same value compare
 equal: numbers in digits or words (`five` = 5, `1,000` = 1000), quantities in one base unit
 per dimension (`0.5 g` = `500 mg`, `100.4 °F` = `38 °C`, `2 hours` = `120 minutes`), money by
-currency, percentages, dates (`Friday, 14 March` ~ `2025-03-14`) and times of day (`3 pm` =
-`15:00`). Hand-written on purpose: the libraries that do this (quantulum3, pint, dateparser)
-cost milliseconds per answer, and the worker has a budget of one for every signal together.
+currency, percentages, and the dates and times of day `dates` reads. Hand-written on purpose:
+the libraries that do this (quantulum3, pint, dateparser) cost milliseconds per answer, and
+the worker has a budget of one for every signal together.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Final, NamedTuple
 
 from scoring.signals._text import Token
+from scoring.signals.dates import (
+    DATE_WORDS,
+    MONTHS,
+    TIME_WORDS,
+    WEEKDAYS,
+    DateParts,
+    dates,
+    times,
+)
+from scoring.signals.units import CURRENCY_AFTER, UNIT_ALTS, normalise, unit_of
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -30,107 +39,17 @@ _TENS: Final = {w: 10 * n for n, w in enumerate(TENS) if w}
 _SCALES: Final = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 10**9}
 _WORDNUM: Final = "|".join(sorted([*_SMALL, *_TENS, *_SCALES], key=len, reverse=True))
 
-# (pattern, dimension, factor to the dimension's base unit). Longest spellings first.
-_UNITS: Final[tuple[tuple[str, str, float], ...]] = (
-    (r"micrograms?|mcg|[µμ]g", "mass", 0.001),
-    (r"milligrams?|mg", "mass", 1.0),
-    (r"kilograms?|kilos?|kg", "mass", 1e6),
-    (r"grams?|gr|g", "mass", 1000.0),
-    (r"pounds? weight|lbs?", "mass", 453_592.37),
-    (r"ounces?|oz", "mass", 28_349.5),
-    (r"millilit(?:re|er)s?|ml", "volume", 1.0),
-    (r"centilit(?:re|er)s?|cl", "volume", 10.0),
-    (r"decilit(?:re|er)s?|dl", "volume", 100.0),
-    (r"lit(?:re|er)s?|l", "volume", 1000.0),
-    (r"teaspoons?|tsp", "volume", 5.0),
-    (r"tablespoons?|tbsp", "volume", 15.0),
-    (r"cups?", "volume", 240.0),
-    (r"km/h|kph|kmh|kilomet(?:re|er)s per hour", "speed", 1.0),
-    (r"mph|miles per hour", "speed", 1.609344),
-    (r"millimet(?:re|er)s?|mm", "length", 0.001),
-    (r"centimet(?:re|er)s?|cm", "length", 0.01),
-    (r"kilomet(?:re|er)s?|km", "length", 1000.0),
-    (r"met(?:re|er)s?|m", "length", 1.0),
-    (r"miles?|mi", "length", 1609.344),
-    (r"feet|foot|ft", "length", 0.3048),
-    (r"inch(?:es)?", "length", 0.0254),
-    (r"milliseconds?|ms", "duration", 0.001),
-    (r"seconds?|secs?|s", "duration", 1.0),
-    (r"minutes?|mins?", "duration", 60.0),
-    (r"hours?|hrs?|h", "duration", 3600.0),
-    (r"(?:business |working |calendar )?days?", "duration", 86_400.0),
-    (r"weeks?", "duration", 604_800.0),
-    (r"months?", "duration", 2_629_800.0),
-    (r"years?|yrs?", "duration", 31_557_600.0),
-    (r"kilobytes?|kb", "data", 1e3),
-    (r"megabytes?|mb", "data", 1e6),
-    (r"gigabytes?|gb", "data", 1e9),
-    (r"terabytes?|tb", "data", 1e12),
-    (r"%|percent|per cent|pct", "percent", 1.0),
-    (r"° ?c|º ?c|degrees? (?:celsius|centigrade|c)|celsius", "celsius", 1.0),
-    (r"° ?f|º ?f|degrees? (?:fahrenheit|f)|fahrenheit", "fahrenheit", 1.0),
-    (r"degrees?|°", "degree", 1.0),
-)
-_CURRENCY_WORDS: Final = {
-    "dollar": "USD",
-    "dollars": "USD",
-    "usd": "USD",
-    "$": "USD",
-    "us$": "USD",
-    "euro": "EUR",
-    "euros": "EUR",
-    "eur": "EUR",
-    "€": "EUR",
-    "pound": "GBP",
-    "pounds": "GBP",
-    "gbp": "GBP",
-    "£": "GBP",
-    "quid": "GBP",
-    "yen": "JPY",
-    "jpy": "JPY",
-    "¥": "JPY",
-    "chf": "CHF",
-    "francs": "CHF",
-}
-_CURRENCY_AFTER: Final = r"dollars?|euros?|pounds?|usd|eur|gbp|yen|jpy|chf|francs|quid"
 _NUMBER: Final = (
     r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
     rf"|(?:{_WORDNUM})(?:(?:\s+and\s+|\s+|-)(?:{_WORDNUM}))*"
     r"|\b(?-i:a|an|per|every|each)(?=\s+(?:day|week|month|year|hour|minute|second)\b)"
 )
 ONE_UNIT: Final = frozenset({"a", "an", "per", "every", "each"})
-_UNIT_ALTS: Final = "|".join(f"(?:{pattern})" for pattern, _, _ in _UNITS)
 _QUANTITY: Final = re.compile(
     # The lookahead fails fast inside words and on spaces, most of any text.
     rf"(?=[\d$€£¥]|\b[a-z])(?P<cur>[$€£¥]|\b(?:usd|eur|gbp|chf|jpy)\s?)?"
     rf"(?<![\w.,])(?P<num>{_NUMBER})"
-    rf"(?:(?:\s?|-)(?P<unit>{_UNIT_ALTS}|{_CURRENCY_AFTER})(?![\w/]))?",
-    re.I,
-)
-_UNIT_RES: Final = tuple((re.compile(rf"(?:{p})\Z", re.I), dim, f) for p, dim, f in _UNITS)
-
-MONTHS: Final = _words(
-    "january february march april may june july august september october november december"
-)
-_MONTH_ALTS: Final = "|".join(
-    [m.capitalize() for m in MONTHS] + [m[:3].capitalize() + r"\.?" for m in MONTHS if m != "may"]
-)
-WEEKDAYS: Final = _words("monday tuesday wednesday thursday friday saturday sunday")
-_WEEKDAY_ALTS: Final = "|".join(w.capitalize() for w in WEEKDAYS)
-_DATE: Final = re.compile(
-    rf"(?=\b[\dA-Z])(?:(?P<iso>\b(?P<iy>\d{{4}})-(?P<im>\d{{2}})-(?P<id>\d{{2}}))"
-    rf"|(?:(?P<wd1>{_WEEKDAY_ALTS}),?\s+)?(?:the\s+)?(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?"
-    rf"(?P<m1>{_MONTH_ALTS})(?:,?\s+(?P<y1>\d{{4}}))?\b"
-    rf"|(?:(?P<wd2>{_WEEKDAY_ALTS}),?\s+)?(?P<m2>{_MONTH_ALTS})\s+(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?"
-    rf"\b(?:,?\s+(?P<y2>\d{{4}}))?"
-    rf"|\b(?P<sa>\d{{1,2}})/(?P<sb>\d{{1,2}})/(?P<sy>\d{{2,4}})\b"
-    rf"|\b(?P<wd3>{_WEEKDAY_ALTS})s?\b"
-    rf"|\b(?P<m3>{_MONTH_ALTS})(?:\s+(?P<y3>\d{{4}}))?\b)"
-)
-_TIME: Final = re.compile(
-    r"(?=[\dnm])(?:\b(?P<h>\d{1,2})(?:[:.](?P<m>\d{2}))?\s*(?P<ap>[ap])\.?\s?m\b(?:(?<=\.)|\.(?=\w))?"
-    r"|(?:(?<=T)|\b)(?P<h24>[01]?\d|2[0-3]):(?P<m24>[0-5]\d)(?::\d{2})?\b"
-    r"|\b(?P<word>noon|midday|midnight)\b)",
+    rf"(?:(?:\s?|-)(?P<unit>{UNIT_ALTS}|{CURRENCY_AFTER})(?![\w/]))?",
     re.I,
 )
 
@@ -142,7 +61,7 @@ class Value(NamedTuple):
     dimension: str
     """number: mass, volume, ..., money:USD, count; date: date; time: time."""
     amount: float
-    date: tuple[int | None, int | None, int | None, int | None] = (None, None, None, None)
+    date: DateParts = (None, None, None, None)
     """(year, month, day, weekday) of a date, each None when not stated."""
     text: str = ""
     start: int = 0
@@ -171,22 +90,8 @@ class Value(NamedTuple):
 
 
 _VALUE_WORDS: Final = frozenset(
-    {
-        *_SMALL,
-        *_TENS,
-        *_SCALES,
-        "noon",
-        "midday",
-        "midnight",
-        "$",
-        "€",
-        "£",
-        "¥",
-        *MONTHS,
-        *(m[:3] for m in MONTHS),
-        *WEEKDAYS,
-        *(w[:3] for w in WEEKDAYS),
-    }
+    {*_SMALL, *_TENS, *_SCALES, *"noon midday midnight $ € £ ¥".split(), *MONTHS, *WEEKDAYS}
+    | {name[:3] for name in (*MONTHS, *WEEKDAYS)}
 )
 
 
@@ -231,56 +136,13 @@ def _number(text: str) -> float | None:
     return word_number(text)
 
 
-def _unit(unit: str) -> tuple[str, float]:
-    return _unit_of(unit.lower())
-
-
-@lru_cache(maxsize=1024)
-def _unit_of(lower: str) -> tuple[str, float]:
-    if lower in _CURRENCY_WORDS:
-        return f"money:{_CURRENCY_WORDS[lower]}", 1.0
-    for pattern, dimension, factor in _UNIT_RES:
-        if pattern.match(lower):
-            return dimension, factor
-    return "count", 1.0
-
-
-def _normalise(dimension: str, amount: float) -> tuple[str, float]:
-    if dimension == "fahrenheit":
-        return "celsius", round((amount - 32) * 5 / 9, 2)
-    return dimension, amount
-
-
-# Substrings without which a window holds no date, no spelled-out number and no `a day`: a
-# few `in` tests are far cheaper than running the full patterns over every sentence.
-_DATE_HINTS: Final = ("-", "/", *(m[:3] for m in MONTHS), *(w[:3] for w in WEEKDAYS))
+# Substrings without which a window holds no spelled-out number and no `a day`: a few `in`
+# tests are far cheaper than running the full pattern over every sentence.
 _WORD_HINTS: Final = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
+    *ONES[:13],
     "teen",
-    "twenty",
-    "thirty",
-    "forty",
-    "fifty",
-    "sixty",
-    "seventy",
-    "eighty",
-    "ninety",
-    "hundred",
-    "thousand",
-    "million",
-    "billion",
+    *TENS[2:],
+    *_SCALES,
     *(
         f"{word} {unit}"
         for word in ONE_UNIT
@@ -292,54 +154,18 @@ _CODE_BEFORE: Final = re.compile(r"(?:usd|eur|gbp|chf|jpy)\s?\Z", re.I)
 
 
 def _dates(text: str, taken: list[tuple[int, int]], start: int, end: int) -> list[Value]:
-    values: list[Value] = []
-    lower = text[start:end].lower()
-    if not any(hint in lower for hint in _DATE_HINTS):
-        return values
-    for m in _DATE.finditer(text, start, end):
-        g = m.groupdict()
-        year = month = day = weekday = None
-        if g["iso"]:
-            year, month, day = int(g["iy"]), int(g["im"]), int(g["id"])
-        elif g["sa"]:
-            # 05/03/2025: day and month order is ambiguous, so keep both numbers as written.
-            year, month, day = int(g["sy"]), int(g["sa"]), int(g["sb"])
-        else:
-            name = g["m1"] or g["m2"] or g["m3"]
-            if name:
-                month = 1 + [x[:3] for x in MONTHS].index(name[:3].lower())
-            day_text = g["d1"] or g["d2"]
-            day = int(day_text) if day_text else None
-            year_text = g["y1"] or g["y2"] or g["y3"]
-            year = int(year_text) if year_text else None
-            weekday_name = g["wd1"] or g["wd2"] or g["wd3"]
-            if weekday_name:
-                weekday = WEEKDAYS.index(weekday_name.lower())
-        values.append(
-            Value("date", "date", 0.0, (year, month, day, weekday), m.group(), m.start(), m.end())
-        )
-        taken.append((m.start(), m.end()))
-    return values
+    found = dates(text, start, end)
+    taken.extend(m.span() for m, _ in found)
+    return [Value("date", "date", 0.0, parts, m.group(), m.start(), m.end()) for m, parts in found]
 
 
 def _times(text: str, taken: list[tuple[int, int]], start: int, end: int) -> list[Value]:
-    values = []
-    for m in _TIME.finditer(text, start, end):
-        if m.group("word"):
-            minutes = 0 if m.group("word").lower() == "midnight" else 720
-        elif m.group("h24") is not None:
-            minutes = int(m.group("h24")) * 60 + int(m.group("m24"))
-        else:
-            hour = int(m.group("h"))
-            if hour > 12:
-                continue
-            hour = hour % 12 + (12 if m.group("ap").lower() == "p" else 0)
-            minutes = hour * 60 + int(m.group("m") or 0)
-        values.append(
-            Value("time", "time", float(minutes), text=m.group(), start=m.start(), end=m.end())
-        )
-        taken.append((m.start(), m.end()))
-    return values
+    found = times(text, start, end)
+    taken.extend(m.span() for m, _ in found)
+    return [
+        Value("time", "time", float(minutes), text=m.group(), start=m.start(), end=m.end())
+        for m, minutes in found
+    ]
 
 
 def _overlaps(start: int, end: int, taken: list[tuple[int, int]]) -> bool:
@@ -353,10 +179,6 @@ def _joined_to_identifier(text: str, start: int) -> bool:
 
 _CURRENCY_SIGNS: Final = frozenset("$€£¥")
 _ANCHORS: Final = frozenset({*_SMALL, *_TENS, *_SCALES, *ONE_UNIT, *_CURRENCY_SIGNS})
-_DATE_WORDS: Final = frozenset(
-    {*MONTHS, *(m[:3] for m in MONTHS), *WEEKDAYS, *(w + "s" for w in WEEKDAYS)}
-)
-_TIME_WORDS: Final = frozenset({"noon", "midday", "midnight"})
 
 
 def sentence_values(text: str, toks: list[Token]) -> list[Value]:
@@ -372,9 +194,9 @@ def sentence_values(text: str, toks: list[Token]) -> list[Value]:
             dated = timed = True
         elif t.norm in _ANCHORS:
             anchors.append(t.start)
-        elif t.norm in _DATE_WORDS:
+        elif t.norm in DATE_WORDS:
             dated = True
-        elif t.norm in _TIME_WORDS:
+        elif t.norm in TIME_WORDS:
             timed = True
     if not (anchors or dated or timed):
         return []
@@ -455,13 +277,13 @@ def _window(
         if code:
             currency, start = code.group(), code.start()
         if currency:
-            dimension, factor = _unit(currency.strip())
+            dimension, factor = unit_of(currency.strip())
             start = min(start, m.start())
         elif unit:
-            dimension, factor = _unit(unit)
+            dimension, factor = unit_of(unit)
         else:
             dimension, factor = "count", 1.0
-        dimension, amount = _normalise(dimension, amount * factor)
+        dimension, amount = normalise(dimension, amount * factor)
         numbers.append(
             Value(
                 "number",
