@@ -98,13 +98,15 @@ class Gateway:
             metrics=self.metrics,
         )
         self.scrubber = Scrubber(config.scrub)
+        assigner = ArmAssigner(unit_key=config.traffic.unit_key, salt=config.traffic.salt)
         self.dispatcher = (
             ShadowDispatcher(
                 config=config.shadow,
                 capture=config.capture,
                 candidate=self.candidate,
+                production=self.production,
+                assigner=assigner,
                 models=ModelNames.for_candidate(candidate_config),
-                production_url=self.production.base_url,
                 session=self.shadow_pool,
                 scrubber=self.scrubber,
                 publisher=self.publisher,
@@ -119,7 +121,7 @@ class Gateway:
             config=config,
             production=self.production,
             candidate=self.candidate,
-            assigner=ArmAssigner(unit_key=config.traffic.unit_key, salt=config.traffic.salt),
+            assigner=assigner,
             traffic=self.traffic,
             dispatcher=self.dispatcher,
             metrics=self.metrics,

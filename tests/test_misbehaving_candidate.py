@@ -16,12 +16,14 @@ import uvloop
 
 from gateway.config import parse_config
 from gateway.metrics import Metrics
+from gateway.proxy.arms import ArmAssigner
 from gateway.proxy.model_names import ModelNames
 from gateway.proxy.upstream import Upstream
 from gateway.redis_client import connect
 from gateway.scrub.scrubber import Scrubber
 from gateway.serving.embedded_redis import EmbeddedRedis
-from gateway.shadow.dispatcher import Captured, MirrorRequest, ShadowDispatcher
+from gateway.shadow.dispatcher import ShadowDispatcher
+from gateway.shadow.mirror import MirrorRequest
 from gateway.shadow.mirror_session import MirrorSession
 from gateway.shadow.publish import PairPublisher
 from tests.conftest import RigFactory
@@ -169,14 +171,15 @@ async def _garbage_of_mirrors(
         config=config.shadow,
         capture=config.capture,
         candidate=Upstream(name="candidate", config=config.upstreams.candidate),
+        production=Upstream(name="production", config=config.upstreams.production),
+        assigner=ArmAssigner(unit_key=config.traffic.unit_key, salt=config.traffic.salt),
         models=ModelNames.for_candidate(config.upstreams.candidate),
-        production_url=config.upstreams.production.url,
         session=session,
         scrubber=Scrubber(config.scrub),
         publisher=publisher,
         metrics=metrics,
     )
-    production = Captured(200, b"{}", False, "application/json", None, 1.0, 1.0)
+    production = {"Content-Type": "application/json"}
     mirrored = 0
 
     def published() -> float:
@@ -186,7 +189,8 @@ async def _garbage_of_mirrors(
         nonlocal mirrored
         job = dispatcher.start(_mirror_request())
         assert job is not None
-        job.finish(production)
+        job.capture.feed(b"{}")
+        job.finish(status=200, error=None, headers=production, latency_ms=1.0, ttfb_ms=1.0)
         mirrored += 1
         # Published: the mirror is over, and the publisher is idle again.
         while published() < mirrored or dispatcher.in_flight:

@@ -197,6 +197,43 @@ async def test_bad_input_is_proxied_unchanged_and_shadow_skipped(
     assert rig.metric(counter, **{key: label}) == 1
 
 
+def shadow_decisions(rig: Rig) -> dict[str, float]:
+    """Every counted mirror decision: skip reasons and shadow outcomes, by label."""
+    counted = {}
+    for family in rig.gateway.metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name in ("shadowgate_shadow_skipped_total", "shadowgate_shadow_total"):
+                label = sample.labels.get("reason") or sample.labels["outcome"]
+                if sample.value:
+                    counted[label] = sample.value
+    return counted
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "reason"),
+    [
+        ("GET", CHAT, None, "route"),
+        ("POST", "/v1/models", b"{}", "route"),
+        ("POST", CHAT, None, "no_body"),
+        ("POST", CHAT, b"null", "not_an_object"),
+        ("POST", CHAT, b'{"pad": "' + b"x" * 4096 + b'"}', "dropped_too_large"),
+    ],
+)
+async def test_request_of_the_shadow_slice_is_skipped_for_exactly_one_reason(
+    make_rig: RigFactory, method: str, path: str, body: bytes | None, reason: str
+) -> None:
+    rig = await make_rig(
+        **SHADOW_ALL, listen={"body_buffer_bytes": 1024}, shadow=shadow(max_body_bytes=1024)
+    )
+    resp = await rig.client.request(
+        method, path, data=body, headers={"Content-Type": "application/json"}
+    )
+    await resp.read()
+    assert rig.production.seen[-1].body == (body or b"")
+    assert not rig.candidate.seen
+    assert shadow_decisions(rig) == {reason: 1}
+
+
 async def test_noise_sample_goes_to_production_again_scrubbed(make_rig: RigFactory) -> None:
     rig = await make_rig(traffic={"shadow_percent": 100}, shadow={"noise_percent": 100})
     status, _ = await send_chat(rig, Authorization="Bearer user-key")

@@ -18,7 +18,7 @@ from aiohttp import web
 from gateway.config import ListenConfig
 from gateway.http_log import server_log
 from gateway.metrics import Metrics
-from gateway.proxy.handler import error_body
+from gateway.proxy.error_responses import error_body
 
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 

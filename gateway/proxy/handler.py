@@ -1,10 +1,11 @@
 """The data plane: every request is forwarded to the upstream of its arm and streamed back.
 
-The hot path reads top to bottom: read the body (up to `listen.body_buffer_bytes`, before any
-upstream connection is taken), assign the arm, maybe start a mirror, forward and stream
-(teeing into a bounded capture when mirrored), hand the capture over. Upstream failures before
-the response started become OpenAI-style 502/503/504 errors, a client too slow with its body a
-408.
+The user's path reads top to bottom, as Pingora's hooks do: `handle` reads the body (up to
+`listen.body_buffer_bytes`, before any upstream connection is taken), assigns the arm and
+offers the request to the shadow dispatcher; `_forward` opens the exchange upstream (`_open`:
+a failure before the answer began becomes an OpenAI-style 502/503/504, a client too slow with
+its body a 408), relays the answer whole or streamed (`_relay`, teeing into the mirror's
+capture) and records the request once at its end (`_finish`).
 """
 
 from __future__ import annotations
@@ -15,31 +16,35 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-import orjson
-from aiohttp import HttpVersion11, hdrs, web
+from aiohttp import hdrs, web
 
 from gateway.config import Config
-from gateway.constants import (
-    ARM_CANARY,
-    ARM_HEADER,
-    ARM_PRODUCTION,
-    REQUEST_ID_HEADER,
-    SHADOW_DROPPED_TOO_LARGE,
-)
+from gateway.constants import ARM_CANARY, ARM_HEADER, ARM_PRODUCTION, REQUEST_ID_HEADER
 from gateway.errors import ClientBodyTimeout, UpstreamError, UpstreamPoolTimeout, UpstreamTimeout
 from gateway.metrics import Metrics
 from gateway.proxy.arm_stats import ArmStats
 from gateway.proxy.arms import ArmAssigner
 from gateway.proxy.capture import Capture
-from gateway.proxy.headers import response_headers, shadow_request_headers, upstream_request_headers
+from gateway.proxy.error_responses import (
+    FailedExchange,
+    body_timeout_response,
+    error_response,
+    incomplete_body_response,
+    invalid_target_response,
+    streamed_bodies_full_response,
+)
+from gateway.proxy.expect import answer_expect
+from gateway.proxy.headers import response_headers, upstream_request_headers
 from gateway.proxy.model_names import ModelNames
 from gateway.proxy.prompt_features import prompt_features
 from gateway.proxy.request_body import StreamedBody, StreamSlots, read_body
+from gateway.proxy.request_json import parse_json
 from gateway.proxy.request_target import origin_form
 from gateway.proxy.traffic import TrafficState
 from gateway.proxy.upstream import Upstream
 from gateway.proxy.upstream_client import UpstreamResponse
-from gateway.shadow.dispatcher import Captured, MirrorRequest, ShadowDispatcher, ShadowJob
+from gateway.shadow.dispatcher import ShadowDispatcher
+from gateway.shadow.mirror import ShadowJob
 
 if TYPE_CHECKING:
     from gateway.tracing.spans import ServerSpan, Tracing
@@ -47,39 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("shadowgate.proxy")
 
 _BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "TRACE"})
-_NOT_JSON = object()
 # Bodies of known length up to this size are read whole and sent in one write.
 _WHOLE_BODY_BYTES = 64 * 1024
-
-
-def error_body(message: str, code: str) -> bytes:
-    """An OpenAI-style error document produced by the gateway itself."""
-    error = {"message": message, "type": "gateway_error", "param": None, "code": code}
-    return orjson.dumps({"error": error})
-
-
-def error_response(
-    status: int, message: str, code: str, *, arm: str, request_id: str
-) -> web.Response:
-    """An OpenAI-style error response produced by the gateway itself."""
-    return web.Response(
-        status=status,
-        body=error_body(message, code),
-        content_type="application/json",
-        headers={ARM_HEADER: arm, REQUEST_ID_HEADER: request_id},
-    )
-
-
-def _body_timeout_response(arm: str, request_id: str) -> web.Response:
-    response = error_response(
-        408,
-        "the request body did not arrive in time",
-        "client_body_timeout",
-        arm=arm,
-        request_id=request_id,
-    )
-    response.force_close()  # the rest of the body may still be on its way
-    return response
 
 
 class ProxyHandler:
@@ -110,14 +84,13 @@ class ProxyHandler:
         self._shadow_paths = frozenset(config.shadow.paths)
         self._max_body = config.shadow.max_body_bytes
         self._buffer_bytes = config.listen.body_buffer_bytes
+        self._mirror_buffer = max(self._buffer_bytes, self._max_body)
         self._body_timeout_s = config.listen.body_timeout_s
         self._stream_slots = {
             ARM_PRODUCTION: StreamSlots(production.config.streamed_bodies_limit),
             ARM_CANARY: StreamSlots(candidate.config.streamed_bodies_limit if candidate else 0),
         }
         self._cutting = False
-        self._capture_limit = config.capture.max_bytes
-        self._noise_bp = round(config.shadow.noise_percent * 100)
         # Label children looked up once: `labels()` costs more than the increment itself.
         arms = (ARM_PRODUCTION, ARM_CANARY)
         self._ttfb = {arm: metrics.upstream_ttfb.labels(arm) for arm in arms}
@@ -125,37 +98,26 @@ class ProxyHandler:
         self._requests: dict[tuple[str, int | None], Any] = {}
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """The user's path: read the request, assign its arm, offer it to the mirror, forward."""
         if expect := request.headers.get(hdrs.EXPECT):
-            await _answer_expect(request, expect)
+            await answer_expect(request, expect)
         request_id = request.headers.get(REQUEST_ID_HEADER) or os.urandom(16).hex()
         if not request.raw_path.startswith("/"):
             normalised = origin_form(request, self._metrics)
             if normalised is None:
-                return error_response(
-                    400,
-                    "the request target must be a path",
-                    "invalid_request_target",
-                    arm=ARM_PRODUCTION,
-                    request_id=request_id,
-                )
+                return invalid_target_response(request_id)
             request = normalised
         try:
             body = await self._read_body(request)
         except asyncio.IncompleteReadError:
             self._metrics.client_disconnects.inc()
-            return error_response(
-                400,
-                "request body ended early",
-                "incomplete_body",
-                arm=ARM_PRODUCTION,
-                request_id=request_id,
-            )
+            return incomplete_body_response(request_id)
         except ClientBodyTimeout:
             self._metrics.client_timeouts.labels("body").inc()
-            return _body_timeout_response(ARM_PRODUCTION, request_id)
+            return body_timeout_response(ARM_PRODUCTION, request_id)
         # A small body on a mirrored route is parsed once, for the drift features (always:
         # the rollout compares against the traffic before it began), the unit key and the mirror.
-        document: Any = _parse_json(request, body) if self._mirrorable(body, request) else None
+        document: Any = parse_json(request, body) if self._mirrorable(body, request) else None
         span = self._tracing.server_span(request, document) if self._tracing is not None else None
         live = self._traffic.current
         job = None
@@ -167,13 +129,15 @@ class ProxyHandler:
             if assignment.canary and self._candidate is not None:
                 self._count_prompt(ARM_CANARY, request.path, document)
                 if isinstance(body, bytes) and self._models.rewrites:
-                    parsed = document if document is not None else _parse_json(request, body)
+                    parsed = document if document is not None else parse_json(request, body)
                     body = self._models.rewrite_body(body, parsed)
                 return await self._forward(
                     request, self._candidate, ARM_CANARY, body, request_id, None, span
                 )
             if assignment.shadow and self._dispatcher is not None:
-                job = self._start_mirror(request, body, document, unit, request_id, span)
+                job = self._dispatcher.offer(
+                    request, body, document, unit, request_id=request_id, span=span
+                )
         self._count_prompt(ARM_PRODUCTION, request.path, document)
         return await self._forward(
             request, self._production, ARM_PRODUCTION, body, request_id, job, span
@@ -214,9 +178,7 @@ class ProxyHandler:
         None when the request has none. A mirrored route buffers up to the mirror's cap too."""
         if not request.body_exists:
             return None
-        limit = self._buffer_bytes
-        if request.path in self._shadow_paths:
-            limit = max(limit, self._max_body)
+        limit = self._mirror_buffer if request.path in self._shadow_paths else self._buffer_bytes
         return await read_body(
             request.content,
             length=request.content_length,
@@ -224,61 +186,66 @@ class ProxyHandler:
             timeout_s=self._body_timeout_s,
         )
 
-    def _start_mirror(
+    async def _forward(
         self,
         request: web.BaseRequest,
+        upstream: Upstream,
+        arm: str,
         body: bytes | StreamedBody | None,
-        document: Any,
-        unit: str | None,
         request_id: str,
+        job: ShadowJob | None,
         span: ServerSpan | None,
-    ) -> ShadowJob | None:
-        dispatcher = self._dispatcher
-        assert dispatcher is not None
-        if request.path not in self._shadow_paths or request.method != "POST":
-            self._metrics.shadow_skipped.labels("route").inc()
-            return None
-        if not dispatcher.admits():
-            # Saturated or the candidate's circuit is open: drop before building anything.
-            return None
-        if not isinstance(body, bytes):
-            # No body, or one larger than the buffer: it streams, and only a whole body mirrors.
-            if body is None:
-                self._metrics.shadow_skipped.labels("no_body").inc()
+    ) -> web.StreamResponse:
+        """Open the exchange with the arm's upstream, relay its answer, finish: recorded once."""
+        streamed = body if isinstance(body, StreamedBody) else None
+        if streamed is not None and not streamed.claim(self._stream_slots[arm]):
+            return self._refuse_streamed(arm, request_id, span)
+        # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
+        started = time.perf_counter()
+        answer: UpstreamResponse | None = None
+        status: int | None = None
+        error: str | None = None
+        ttfb_ms: float | None = None
+        complete = False
+        try:
+            answer = await self._open(request, upstream, arm, body, request_id, span)
+            ttfb = time.perf_counter() - started
+            ttfb_ms = ttfb * 1000
+            self._ttfb[arm].observe(ttfb)
+            status = answer.status
+            capture = job.capture if job is not None else None
+            response = await self._relay(request, answer, arm, request_id, capture)
+            complete = True
+            return response
+        except FailedExchange as failed:
+            status, error = failed.response.status, failed.error
+            return failed.response
+        except (asyncio.CancelledError, ConnectionResetError):
+            if self._cutting:
+                error = "cut at shutdown"
             else:
-                self._metrics.shadow.labels(SHADOW_DROPPED_TOO_LARGE).inc()
-            return None
-        if len(body) > self._max_body:
-            self._metrics.shadow.labels(SHADOW_DROPPED_TOO_LARGE).inc()
-            return None
-        if "json" not in request.content_type:
-            self._metrics.shadow_skipped.labels("content_type").inc()
-            return None
-        if document is None:
-            document = _parse_json(request, body)
-        if document is _NOT_JSON:
-            self._metrics.shadow_skipped.labels("malformed_json").inc()
-            return None
-        if not isinstance(document, dict):
-            self._metrics.shadow_skipped.labels("not_an_object").inc()
-            return None
-        mirror = MirrorRequest(
-            route=request.path,
-            path_qs=request.raw_path,
-            method=request.method,
-            document=document,
-            headers=shadow_request_headers(
-                request.headers, request_id=request_id, authorization=None
-            ),
-            unit=self._assigner.unit_hash(unit) if unit is not None else None,
-            noise=self._assigner.chance(self._noise_bp),
-            production_authorization=self._production.authorization
-            or request.headers.get("Authorization"),
-            user_span=span.context if span is not None else None,
-        )
-        return dispatcher.start(mirror)
+                error = "client disconnected"
+                self._metrics.client_disconnects.inc()
+            raise
+        finally:
+            if streamed is not None:
+                streamed.close()
+            if answer is not None:
+                if complete:
+                    answer.release()
+                else:
+                    answer.close()
+            self._finish(arm, started, status, error, ttfb_ms, answer, span, job)
 
-    async def _send(
+    def _refuse_streamed(self, arm: str, request_id: str, span: ServerSpan | None) -> web.Response:
+        """Refused before an upstream connection is taken: slow uploads hold at most their
+        share of the pool."""
+        self._metrics.requests_refused.labels("streamed_bodies_full").inc()
+        if span is not None:
+            span.finish(arm=arm, status=503, error="refused", capture=None, response=None)
+        return streamed_bodies_full_response(arm, request_id)
+
+    async def _open(
         self,
         request: web.BaseRequest,
         upstream: Upstream,
@@ -287,6 +254,7 @@ class ProxyHandler:
         request_id: str,
         span: ServerSpan | None,
     ) -> UpstreamResponse:
+        """Send the request upstream and wait for the head of its answer."""
         data: bytes | StreamedBody | None
         length: int | None
         if isinstance(body, bytes):
@@ -309,178 +277,110 @@ class ProxyHandler:
         )
         if span is not None:
             span.inject(headers)
-        return await upstream.client.request(
-            request.method,
-            upstream.target(request.raw_path),
-            headers.items(),
-            data,
-            chunked=data is not None and length is None,
+        try:
+            return await upstream.client.request(
+                request.method,
+                upstream.target(request.raw_path),
+                headers.items(),
+                data,
+                chunked=data is not None and length is None,
+            )
+        except UpstreamPoolTimeout:
+            status, code = 503, "upstream_pool_exhausted"
+            error = "every upstream connection stayed busy"
+            self._metrics.upstream_errors.labels(arm, "pool_timeout").inc()
+        except UpstreamTimeout:
+            status, code, error = 504, "upstream_timeout", "upstream timed out before responding"
+            self._upstream_failed(arm, "timeout")
+        except UpstreamError as exc:
+            if isinstance(body, StreamedBody) and body.timed_out:
+                self._metrics.client_timeouts.labels("body").inc()
+                error = "the request body did not arrive in time"
+                raise FailedExchange(body_timeout_response(arm, request_id), error) from None
+            status, code = 502, "upstream_unreachable"
+            error = f"upstream unreachable: {type(exc).__name__}"
+            self._upstream_failed(arm, exc.kind)
+        # The upstream never answered: the user gets the gateway's own error instead.
+        raise FailedExchange(
+            error_response(status, error, code, arm=arm, request_id=request_id), error
         )
 
-    async def _forward(
+    async def _relay(
         self,
         request: web.BaseRequest,
-        upstream: Upstream,
+        answer: UpstreamResponse,
         arm: str,
-        body: bytes | StreamedBody | None,
         request_id: str,
-        job: ShadowJob | None,
-        span: ServerSpan | None,
+        capture: Capture | None,
     ) -> web.StreamResponse:
-        streamed = body if isinstance(body, StreamedBody) else None
-        if streamed is not None and not streamed.claim(self._stream_slots[arm]):
-            # Refused before an upstream connection is taken: slow uploads hold at most their
-            # share of the pool.
-            self._metrics.requests_refused.labels("streamed_bodies_full").inc()
-            if span is not None:
-                span.finish(arm=arm, status=503, error="refused", capture=None, response=None)
-            return error_response(
-                503,
-                "too many large request bodies in flight, retry later",
-                "too_many_streamed_bodies",
-                arm=arm,
-                request_id=request_id,
-            )
-        # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
-        started = time.perf_counter()
-        status: int | None = None
-        error: str | None = None
-        capture = Capture(self._capture_limit) if job else None
-        upstream_response: UpstreamResponse | None = None
-        ttfb_ms: float | None = None
-        complete = False
-        try:
+        """The upstream's answer to the user, teed into a mirrored request's `capture`."""
+        headers = response_headers(answer.headers)
+        headers[ARM_HEADER] = arm
+        headers[REQUEST_ID_HEADER] = request_id
+        if answer.content_type == "text/event-stream":
+            headers["X-Accel-Buffering"] = "no"
+        length = answer.content_length
+        if length is not None and length <= _WHOLE_BODY_BYTES and request.method != "HEAD":
+            # A small body of known length: one read, one write (headers and body in one
+            # syscall), and an upstream failure can still become a clean 502.
             try:
-                upstream_response = await self._send(request, upstream, arm, body, request_id, span)
-            except UpstreamPoolTimeout:
-                status, error = 503, "every upstream connection stayed busy"
-                self._metrics.upstream_errors.labels(arm, "pool_timeout").inc()
-                return error_response(
-                    503, error, "upstream_pool_exhausted", arm=arm, request_id=request_id
-                )
-            except UpstreamTimeout:
-                status, error = 504, "upstream timed out before responding"
-                self._upstream_failed(arm, "timeout")
-                return error_response(
-                    504, error, "upstream_timeout", arm=arm, request_id=request_id
-                )
+                payload = await answer.read()
             except UpstreamError as exc:
-                if streamed is not None and streamed.timed_out:
-                    status, error = 408, "the request body did not arrive in time"
-                    self._metrics.client_timeouts.labels("body").inc()
-                    return _body_timeout_response(arm, request_id)
-                status, error = 502, f"upstream unreachable: {type(exc).__name__}"
-                self._upstream_failed(arm, exc.kind)
-                return error_response(
-                    502, error, "upstream_unreachable", arm=arm, request_id=request_id
-                )
-            ttfb = time.perf_counter() - started
-            ttfb_ms = ttfb * 1000
-            self._ttfb[arm].observe(ttfb)
-            status = upstream_response.status
-            headers = response_headers(upstream_response.headers)
-            headers[ARM_HEADER] = arm
-            headers[REQUEST_ID_HEADER] = request_id
-            if upstream_response.content_type == "text/event-stream":
-                headers["X-Accel-Buffering"] = "no"
-            length = upstream_response.content_length
-            if length is not None and length <= _WHOLE_BODY_BYTES and request.method != "HEAD":
-                # A small body of known length: one read, one write (headers and body in one
-                # syscall), and an upstream failure can still become a clean 502.
-                try:
-                    payload = await upstream_response.read()
-                except UpstreamError as exc:
-                    status, error = 502, f"upstream broke the response: {type(exc).__name__}"
-                    self._upstream_failed(arm, "mid_stream")
-                    return error_response(
-                        502, error, "upstream_broken_response", arm=arm, request_id=request_id
-                    )
-                if capture is not None:
-                    capture.feed(payload)
-                complete = True
-                del headers["Content-Length"]
-                return web.Response(
-                    status=status, reason=upstream_response.reason, headers=headers, body=payload
-                )
-            response = web.StreamResponse(
-                status=status, reason=upstream_response.reason, headers=headers
-            )
-            await response.prepare(request)
-            try:
-                while chunk := await upstream_response.read_chunk():
-                    if capture is not None:
-                        capture.feed(chunk)
-                    await response.write(chunk)
-            except UpstreamError as exc:
-                # Headers are out: the only honest signal left is to cut the connection.
-                error = f"upstream broke mid-stream: {type(exc).__name__}"
+                error = f"upstream broke the response: {type(exc).__name__}"
                 self._upstream_failed(arm, "mid_stream")
-                log.warning("proxy: %s (%s, request %s)", error, arm, request_id)
-                if request.transport is not None:
-                    request.transport.close()
-                return response
-            await response.write_eof()
-            complete = True
-            return response
-        except (asyncio.CancelledError, ConnectionResetError):
-            if self._cutting:
-                error = "cut at shutdown"
-            else:
-                error = "client disconnected"
-                self._metrics.client_disconnects.inc()
-            raise
-        finally:
-            if streamed is not None:
-                streamed.close()
-            if upstream_response is not None:
-                if complete:
-                    upstream_response.release()
-                else:
-                    upstream_response.close()
-            elapsed = time.perf_counter() - started
-            self._count_request(arm, status)
-            self._latency[arm].observe(elapsed)
-            self._arm_stats.record(arm, status, elapsed, ttfb_ms)
-            if span is not None:
-                span.finish(
-                    arm=arm, status=status, error=error, capture=capture, response=upstream_response
+                broken = error_response(
+                    502, error, "upstream_broken_response", arm=arm, request_id=request_id
                 )
-            if job is not None:
-                job.finish(
-                    Captured(
-                        status=status if error is None else None,
-                        body=bytes(capture.buffer) if capture else b"",
-                        truncated=capture.truncated if capture else False,
-                        content_type=upstream_response.headers.get("Content-Type")
-                        if upstream_response is not None
-                        else None,
-                        content_encoding=upstream_response.headers.get("Content-Encoding")
-                        if upstream_response is not None
-                        else None,
-                        latency_ms=elapsed * 1000,
-                        ttfb_ms=ttfb_ms,
-                        error=error,
-                    )
-                )
+                raise FailedExchange(broken, error) from None
+            if capture is not None:
+                capture.feed(payload)
+            del headers["Content-Length"]
+            return web.Response(
+                status=answer.status, reason=answer.reason, headers=headers, body=payload
+            )
+        response = web.StreamResponse(status=answer.status, reason=answer.reason, headers=headers)
+        await response.prepare(request)
+        try:
+            while chunk := await answer.read_chunk():
+                if capture is not None:
+                    capture.feed(chunk)
+                await response.write(chunk)
+        except UpstreamError as exc:
+            # Headers are out: the only honest signal left is to cut the connection.
+            error = f"upstream broke mid-stream: {type(exc).__name__}"
+            self._upstream_failed(arm, "mid_stream")
+            log.warning("proxy: %s (%s, request %s)", error, arm, request_id)
+            if request.transport is not None:
+                request.transport.close()
+            raise FailedExchange(response, error) from None
+        await response.write_eof()
+        return response
 
-
-async def _answer_expect(request: web.BaseRequest, expect: str) -> None:
-    """Answer `Expect` as aiohttp's router did when the data plane was an Application: a
-    client waiting for `100 Continue` holds its body back until it gives up (curl: 1 s)."""
-    if request.version != HttpVersion11:
-        return
-    if expect.lower() != "100-continue":
-        raise web.HTTPExpectationFailed(text=f"Unknown Expect: {expect}")
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    # The interim answer is no part of the response that follows, nor of its logged size.
-    request.writer.output_size = 0
-    await request.writer.drain()
-
-
-def _parse_json(request: web.BaseRequest, body: bytes) -> Any:
-    if "json" not in request.content_type:
-        return _NOT_JSON
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return _NOT_JSON
+    def _finish(
+        self,
+        arm: str,
+        started: float,
+        status: int | None,
+        error: str | None,
+        ttfb_ms: float | None,
+        answer: UpstreamResponse | None,
+        span: ServerSpan | None,
+        job: ShadowJob | None,
+    ) -> None:
+        """Record the request once, at its end (Pingora's logging hook): metrics, per-arm
+        stats, the span, and production's answer handed over to the mirror."""
+        elapsed = time.perf_counter() - started
+        self._count_request(arm, status)
+        self._latency[arm].observe(elapsed)
+        self._arm_stats.record(arm, status, elapsed, ttfb_ms)
+        if span is not None:
+            capture = job.capture if job is not None else None
+            span.finish(arm=arm, status=status, error=error, capture=capture, response=answer)
+        if job is not None:
+            job.finish(
+                status=status,
+                error=error,
+                headers=answer.headers if answer is not None else None,
+                latency_ms=elapsed * 1000,
+                ttfb_ms=ttfb_ms,
+            )

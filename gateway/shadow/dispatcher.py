@@ -1,23 +1,23 @@
 """Mirrors sampled requests to the candidate (and, for a noise sample, to production again).
 
-Fire-and-forget and bounded: at most `shadow.max_in_flight` mirrors run at once and a request
-past that is dropped and counted, never queued. Each mirror is one task that scrubs the body,
-calls the candidate with its own credentials, waits for the proxy to hand over production's
-captured answer, then builds the pair record and gives it to the publisher.
+`offer` makes the whole decision for a request in the shadow slice, counting every skip under
+its reason. Fire-and-forget and bounded: at most `shadow.max_in_flight` mirrors run at once and
+a request past that is dropped and counted, never queued. Each mirror is one task that scrubs
+the body, calls the candidate with its own credentials, waits for the proxy to hand over
+production's captured answer, then builds the pair record and gives it to the publisher.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import orjson
-from yarl import URL
+from aiohttp import web
 
 from gateway.answers import Answer, reassemble, to_exchange
 from gateway.config import CaptureConfig, ShadowConfig
@@ -26,73 +26,32 @@ from gateway.constants import (
     SHADOW_DROPPED_CIRCUIT_OPEN,
     SHADOW_DROPPED_SATURATED,
     SHADOW_DROPPED_SHUTDOWN,
-    SHADOW_FAILED,
-    SHADOW_SENT,
-    SHADOW_TIMEOUT,
-    SHADOW_TRUNCATED,
+    SHADOW_DROPPED_TOO_LARGE,
 )
 from gateway.metrics import Metrics
+from gateway.proxy.arms import ArmAssigner, to_basis_points
 from gateway.proxy.capture import Capture
+from gateway.proxy.headers import shadow_request_headers
 from gateway.proxy.model_names import ModelNames
+from gateway.proxy.request_body import StreamedBody
+from gateway.proxy.request_json import NOT_JSON
 from gateway.proxy.upstream import Upstream
 from gateway.records import Exchange, PairRecord
 from gateway.scrub.scrubber import Scrubber, ScrubSession
 from gateway.shadow.breaker import CircuitBreaker
+from gateway.shadow.mirror import Captured, MirrorRequest, ShadowJob
 from gateway.shadow.mirror_session import MirrorSession
 from gateway.shadow.publish import PairPublisher
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import SpanContext
-
-    from gateway.tracing.spans import MirrorSpan, Tracing
+    from gateway.tracing.spans import MirrorSpan, ServerSpan, Tracing
 
 log = logging.getLogger("shadowgate.shadow")
 
 
-@dataclass(slots=True)
-class Captured:
-    """One upstream's raw answer as captured, before reassembly."""
-
-    status: int | None
-    body: bytes
-    truncated: bool
-    content_type: str | None
-    content_encoding: str | None
-    latency_ms: float | None
-    ttfb_ms: float | None
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MirrorRequest:
-    """What a mirror needs from the user's request; never the request object itself."""
-
-    route: str
-    path_qs: str
-    method: str
-    document: Any
-    headers: dict[str, str]
-    unit: str | None
-    noise: bool
-    production_authorization: str | None
-    user_span: SpanContext | None = None
-
-
-class ShadowJob:
-    """The proxy's handle on one mirror: it hands over production's answer when it ends."""
-
-    __slots__ = ("_future",)
-
-    def __init__(self, future: asyncio.Future[Captured]) -> None:
-        self._future = future
-
-    def finish(self, production: Captured) -> None:
-        if not self._future.done():
-            self._future.set_result(production)
-
-
 class ShadowDispatcher:
-    """Starts bounded background mirrors and turns their results into pair records."""
+    """Decides which requests are mirrored, starts bounded background mirrors and turns their
+    results into pair records."""
 
     def __init__(
         self,
@@ -100,8 +59,9 @@ class ShadowDispatcher:
         config: ShadowConfig,
         capture: CaptureConfig,
         candidate: Upstream,
+        production: Upstream,
+        assigner: ArmAssigner,
         models: ModelNames,
-        production_url: str,
         session: MirrorSession,
         scrubber: Scrubber,
         publisher: PairPublisher,
@@ -112,12 +72,18 @@ class ShadowDispatcher:
         self._tracing = tracing
         self._capture_limit = capture.max_bytes
         self._candidate = candidate
+        self._production = production
+        self._assigner = assigner
         self._models = models
-        self._production_url = production_url
-        self._session = session
+        # Every mirrored call has the same bounds: its time, and the bytes it keeps.
+        self._send = functools.partial(
+            session.send, timeout_s=config.timeout_s, capture_limit=capture.max_bytes
+        )
         self._scrubber = scrubber
         self._publisher = publisher
         self._metrics = metrics
+        self._paths = frozenset(config.paths)
+        self._noise_bp = to_basis_points(config.noise_percent)
         self._tasks: set[asyncio.Task[None]] = set()
         self._breaker = CircuitBreaker(
             failures=config.breaker_failures, cooldown_s=config.breaker_cooldown_s
@@ -136,11 +102,67 @@ class ShadowDispatcher:
     def circuit_open(self) -> bool:
         return self._breaker.is_open
 
+    def offer(
+        self,
+        request: web.BaseRequest,
+        body: bytes | StreamedBody | None,
+        document: Any,
+        unit: str | None,
+        *,
+        request_id: str,
+        span: ServerSpan | None,
+    ) -> ShadowJob | None:
+        """Mirror a request of the shadow slice, or count why not; each reason once.
+
+        `document` is the body as the proxy parsed it (`NOT_JSON` when it is not JSON): every
+        whole body small enough to mirror on a mirrored route was parsed before the arm was
+        assigned. Cheap refusals come first, so a skipped request costs the user little more
+        than this call.
+        """
+        if request.path not in self._paths or request.method != "POST":
+            self._metrics.shadow_skipped.labels("route").inc()
+            return None
+        if not self.admits():
+            return None
+        if not isinstance(body, bytes) or len(body) > self._config.max_body_bytes:
+            # No body, or one too large to mirror (a streamed body is larger than the buffer).
+            if body is None:
+                self._metrics.shadow_skipped.labels("no_body").inc()
+            else:
+                self._metrics.shadow.labels(SHADOW_DROPPED_TOO_LARGE).inc()
+            return None
+        if not isinstance(document, dict):
+            # Only a JSON content type is parsed, so a document tells the reasons apart.
+            if "json" not in request.content_type:
+                reason = "content_type"
+            else:
+                reason = "malformed_json" if document is NOT_JSON else "not_an_object"
+            self._metrics.shadow_skipped.labels(reason).inc()
+            return None
+        production_authorization = self._production.authorization or request.headers.get(
+            "Authorization"
+        )
+        return self.start(
+            MirrorRequest(
+                route=request.path,
+                path_qs=request.raw_path,
+                method=request.method,
+                document=document,
+                headers=shadow_request_headers(
+                    request.headers, request_id=request_id, authorization=None
+                ),
+                unit=self._assigner.unit_hash(unit) if unit is not None else None,
+                noise=self._assigner.chance(self._noise_bp),
+                production_authorization=production_authorization,
+                user_span=span.context if span is not None else None,
+            )
+        )
+
     def admits(self) -> bool:
         """Whether a mirror may start now; a refusal is counted as its outcome.
 
-        Asked before the proxy builds a mirror, so a saturated dispatcher or a candidate that
-        refuses connections costs the user's request nothing more than this call. Past
+        Asked before a mirror is built, so a saturated dispatcher or a candidate that refuses
+        connections costs the user's request nothing more than this call. Past
         `shadow.max_backlog` unscored pairs a mirror is shed: nobody would score its answer
         before the stream cap trimmed it, and the candidate would be paid for it all the same.
         """
@@ -155,11 +177,8 @@ class ShadowDispatcher:
             return False
         return True
 
-    def start(self, mirror: MirrorRequest) -> ShadowJob | None:
-        """Start a mirror, or count it dropped when `max_in_flight` are already running."""
-        if len(self._tasks) >= self._config.max_in_flight:
-            self._dropped_saturated.inc()
-            return None
+    def start(self, mirror: MirrorRequest) -> ShadowJob:
+        """Start a mirror that `admits` let through (no other check: nothing ran in between)."""
         future: asyncio.Future[Captured] = asyncio.get_running_loop().create_future()
         trace = self._tracing.mirror_span(mirror) if self._tracing is not None else None
         task = asyncio.create_task(self._mirror(mirror, future, trace))
@@ -168,7 +187,7 @@ class ShadowDispatcher:
         self._tasks.add(task)
         self._metrics.shadow_in_flight.set(len(self._tasks))
         task.add_done_callback(self._done)
-        return ShadowJob(future)
+        return ShadowJob(future, Capture(self._capture_limit))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -203,7 +222,7 @@ class ShadowDispatcher:
         if self._candidate.authorization is not None:
             candidate_headers["Authorization"] = self._candidate.authorization
         candidate_call = asyncio.ensure_future(
-            self._call(
+            self._send(
                 self._candidate.url(mirror.path_qs),
                 mirror.method,
                 candidate_body,
@@ -217,9 +236,7 @@ class ShadowDispatcher:
             if mirror.production_authorization is not None:
                 noise_headers["Authorization"] = mirror.production_authorization
             noise_call = asyncio.ensure_future(
-                self._call(
-                    self._production_url + mirror.path_qs, mirror.method, body, noise_headers
-                )
+                self._send(self._production.url(mirror.path_qs), mirror.method, body, noise_headers)
             )
         outcome = None
         try:
@@ -284,114 +301,6 @@ class ShadowDispatcher:
             truncated=captured.truncated,
             error=captured.error,
         )
-
-    async def _call(
-        self,
-        url: str,
-        method: str,
-        body: bytes,
-        headers: dict[str, str],
-        *,
-        breaker: CircuitBreaker | None = None,
-    ) -> tuple[Captured, str]:
-        """One mirrored call, bounded by `shadow.timeout_s`; returns the capture and its outcome.
-
-        `breaker` learns whether the upstream answered in full (a timeout tells it nothing:
-        `shadow.max_in_flight` bounds a slow candidate).
-        """
-        # perf_counter, not loop.time(): uvloop's clock ticks in whole milliseconds.
-        started = time.perf_counter()
-        ttfb_ms: float | None = None
-        capture = Capture(self._capture_limit)
-        status: int | None = None
-        content_type = content_encoding = None
-        try:
-            async with asyncio.timeout(self._config.timeout_s):
-                async with self._session.session.request(
-                    method,
-                    URL(url, encoded=True),
-                    data=body,
-                    headers=headers,
-                    allow_redirects=False,
-                ) as response:
-                    ttfb_ms = (time.perf_counter() - started) * 1000
-                    status = response.status
-                    content_type = response.headers.get("Content-Type")
-                    content_encoding = response.headers.get("Content-Encoding")
-                    if _useless_past_cap(response, self._capture_limit):
-                        # A JSON document cut at the cap cannot be parsed: not worth a byte.
-                        capture.truncated = True
-                    else:
-                        async for chunk in response.content.iter_any():
-                            capture.feed(chunk)
-                            if capture.truncated:
-                                break
-                    if capture.truncated:
-                        # The rest would be read only to be thrown away, on the loop the
-                        # users share: the connection is closed instead of drained.
-                        response.close()
-        except TimeoutError as exc:
-            _forget_tracebacks(exc)
-            return self._failed(status, started, ttfb_ms, "timeout"), SHADOW_TIMEOUT
-        except (aiohttp.ClientError, OSError) as exc:
-            _forget_tracebacks(exc)
-            if breaker is not None:
-                breaker.record(failed=True)
-            error = f"{type(exc).__name__}: {exc}"[:300]
-            return self._failed(status, started, ttfb_ms, error), SHADOW_FAILED
-        if breaker is not None:
-            breaker.record(failed=capture.truncated)
-        captured = Captured(
-            status=status,
-            body=bytes(capture.buffer),
-            truncated=capture.truncated,
-            content_type=content_type,
-            content_encoding=content_encoding,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            ttfb_ms=ttfb_ms,
-        )
-        if status >= 500:
-            return captured, SHADOW_FAILED
-        return captured, SHADOW_TRUNCATED if capture.truncated else SHADOW_SENT
-
-    @staticmethod
-    def _failed(status: int | None, started: float, ttfb_ms: float | None, error: str) -> Captured:
-        latency_ms = (time.perf_counter() - started) * 1000
-        return Captured(
-            status=status,
-            body=b"",
-            truncated=False,
-            content_type=None,
-            content_encoding=None,
-            latency_ms=latency_ms,
-            ttfb_ms=ttfb_ms,
-            error=error,
-        )
-
-
-def _useless_past_cap(response: aiohttp.ClientResponse, limit: int) -> bool:
-    """Whether the answer says it is larger than the capture and only its whole is of use:
-    any declared length over the cap, except an event stream (its first events are text)."""
-    length = response.content_length
-    return length is not None and length > limit and response.content_type != "text/event-stream"
-
-
-def _forget_tracebacks(exc: BaseException) -> None:
-    """Drop the tracebacks of a failed call's exception chain.
-
-    aiohttp keeps the exception on the response's stream, and its traceback holds the frames
-    that held that response (ours and the protocol's `connection_lost`): a reference cycle
-    per failed mirror, with its socket and capture buffer, left for the full collections
-    that paused the loop for tens of milliseconds. Only the message is kept.
-    """
-    pending: list[BaseException | None] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop()
-        if current is not None and id(current) not in seen:
-            seen.add(id(current))
-            current.__traceback__ = None
-            pending += (current.__cause__, current.__context__)
 
 
 def _model_name(document: Any) -> str | None:

@@ -38,7 +38,7 @@ from gateway.proxy.capture import Capture
 
 if TYPE_CHECKING:
     from gateway.proxy.upstream_client import UpstreamResponse
-    from gateway.shadow.dispatcher import Captured, MirrorRequest
+    from gateway.shadow.mirror import Captured, MirrorRequest
 
 # The semantic-convention names, spelled out: the semconv package keeps the GenAI ones in a
 # private, incubating module (a test checks that both agree).
