@@ -61,7 +61,7 @@ DEFAULT_SHADOW_PATHS: Final = (
 )
 
 # Every stream entry carries one field holding the record's JSON; entries of the pairs stream
-# also carry their running number among all pairs published (see publish.py).
+# also carry their running number among all pairs published (see shadow/publish.py).
 STREAM_FIELD: Final = "data"
 SEQ_FIELD: Final = "seq"
 

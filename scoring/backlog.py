@@ -4,7 +4,7 @@ waiting for a worker (undelivered, or pending in the `scorers` group), or lost u
 Pairs that the stream cap trimmed before any worker read them leave no trace of their own,
 so their count follows from that sum. It is exact because one script reads every term at
 once, and cheap because each entry carries its running number among all pairs published
-(`seq`, publish.py): the undelivered pairs are a subtraction, not a scan. The count is kept
+(`seq`, shadow/publish.py): the undelivered pairs are a subtraction, not a scan. The count is kept
 in the aggregates hash as a ratchet (it only grows), so any number of gateways and
 `shadowgate report` may run the script; what a run newly finds is also added to the current
 10-second bucket, where the report sums its window.

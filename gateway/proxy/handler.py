@@ -208,7 +208,7 @@ class ProxyHandler:
         ttfb_ms: float | None = None
         complete = False
         try:
-            answer = await self._open(request, upstream, arm, body, request_id, span)
+            answer = await self._open(request, body, upstream, arm, request_id, span)
             ttfb = time.perf_counter() - started
             ttfb_ms = ttfb * 1000
             self._ttfb[arm].observe(ttfb)
@@ -248,9 +248,9 @@ class ProxyHandler:
     async def _open(
         self,
         request: web.BaseRequest,
+        body: bytes | StreamedBody | None,
         upstream: Upstream,
         arm: str,
-        body: bytes | StreamedBody | None,
         request_id: str,
         span: ServerSpan | None,
     ) -> UpstreamResponse:

@@ -28,7 +28,7 @@ LABELS: Final = ("regression", "acceptable", "improvement")
 def final_label(labels: Iterable[str]) -> tuple[str, bool]:
     """The most common label and whether it was tied (then the most severe tied one wins).
 
-    The verdict script in review_scripts.py applies the same rule when an item completes."""
+    The verdict script in review/scripts.py applies the same rule when an item completes."""
     counts = Counter(labels)
     if not counts:
         raise ValueError("no verdicts")

@@ -96,7 +96,7 @@ async def claim(request: web.Request) -> web.Response:
 
 def _shown(claimed: Claimed, *, blind: bool) -> dict[str, Any]:
     """The claimed item as the reviewer sees it, with its evidence as `findings` (sentences and
-    spans per side, review_evidence.py); in blind mode it names answers A and B only."""
+    spans per side, review/evidence.py); in blind mode it names answers A and B only."""
     head = {
         "id": claimed.id,
         "lease_expires_at": claimed.lease_expires_at,

@@ -5,7 +5,7 @@ Items stay pending in the stream's consumer group `reviewers` until their last v
 acknowledges them, so nothing is lost across restarts. New entries are taken in by an internal
 consumer (`intake`) into a sorted set by priority; a claim leases the highest item the reviewer
 has neither judged nor holds, and the item leaves the queue once its verdicts and live leases
-add up to the number it needs. Every state change is one Lua script (review_scripts.py), so
+add up to the number it needs. Every state change is one Lua script (review/scripts.py), so
 reviewers never share a lease, nobody judges an item twice, and a verdict on a lost lease is
 refused.
 """

@@ -197,7 +197,7 @@ return false
 # ARGV: group, reviewer, id, now ms, verdict json, label, route.
 # Returns {outcome} or, for the verdict that completes the item, {'finished', label, tied}.
 # The final label is the most common one; a tie goes to the most severe of the tied labels
-# (`final_label` in review_agreement.py is the same rule for the export).
+# (`final_label` in review/agreement.py is the same rule for the export).
 VERDICT: Final = (
     _COMMON
     + """
@@ -251,7 +251,7 @@ forget(id)
 redis.call('HINCRBY', STATS, STAT_FINAL .. final, 1)
 if tied == '1' then redis.call('HINCRBY', STATS, STAT_FINAL_TIED, 1) end
 
--- Sufficient statistics for kappa over items with n verdicts (review_agreement.py).
+-- Sufficient statistics for kappa over items with n verdicts (review/agreement.py).
 local n = size(state.votes)
 local squares = 0
 for name, c in pairs(counts) do
