@@ -131,17 +131,23 @@ class Metrics:
             ["component"],
             registry=self.registry,
         )
+        # Each data-plane process checks the components itself (its own publisher above all),
+        # so with several, these gauges come from their files like the others, and a dead
+        # process's values leave with it: a component is up while every process sees it up.
         self.component_up = Gauge(
             f"{P}component_up",
             "1 when the component works: redis answers, a scoring worker's heartbeat is live, "
             "the pair publisher is writing",
             ["component"],
-            registry=self.registry,
+            registry=r,
+            multiprocess_mode="livemin",
         )
+        # Every process reads the same heartbeats from Redis: the count is not summed.
         self.workers_alive = Gauge(
             f"{P}scoring_workers_alive",
             "Scoring workers whose heartbeat in Redis is live",
-            registry=self.registry,
+            registry=r,
+            multiprocess_mode="livemax",
         )
 
 

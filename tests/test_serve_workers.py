@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import os
 import signal
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 import yaml
 from aiohttp.test_utils import TestServer
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.serving.processes import Child, free_port, shadowgate_command
@@ -46,6 +48,14 @@ class Workers:
             for family in text_string_to_metric_families(text)
             for s in family.samples
         }
+
+    async def families(self) -> list[Metric]:
+        """/metrics as parsed, a family named twice listed twice."""
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.control_url}/metrics") as response,
+        ):
+            return list(text_string_to_metric_families(await response.text()))
 
     async def metric(self, name: str, **labels: str) -> float:
         return (await self.metrics()).get((name, tuple(sorted(labels.items()))), 0.0)
@@ -191,3 +201,24 @@ async def test_sigterm_drains_every_data_plane_process(workers: Workers) -> None
     assert await asyncio.to_thread(workers.gateway.process.wait, 30) == 0
     # Each drained and exited before the parent did.
     assert not running(pids)
+
+
+async def test_metrics_show_each_series_once_without_pid_after_a_restart(workers: Workers) -> None:
+    assert await send(workers.data_url, 20, concurrency=4) == [200] * 20
+    os.kill(workers.data_plane_pids()[0], signal.SIGKILL)
+    await workers.wait_metric("shadowgate_child_restarts_total", 1, component="data_plane")
+    await workers.wait_metric("shadowgate_data_processes", 2)
+    families = await workers.families()
+    twice = Counter(family.name for family in families) - Counter({f.name for f in families})
+    assert not twice, "families exposed twice"
+    series = [(s.name, tuple(sorted(s.labels.items()))) for f in families for s in f.samples]
+    assert not Counter(series) - Counter(set(series)), "series exposed twice"
+    # One gateway host: the processes' values are combined, never listed per process, and a
+    # dead process leaves none behind.
+    assert [s for s in series if "pid" in dict(s[1])] == []
+    (component_up,) = (f for f in families if f.name == "shadowgate_component_up")
+    up = {sample.labels["component"]: sample.value for sample in component_up.samples}
+    assert up.keys() == {"redis", "worker", "publisher"}
+    assert set(up.values()) <= {0.0, 1.0}
+    assert up["redis"] == up["publisher"] == 1.0
+    assert await workers.metric("shadowgate_redis_up") == 1.0
