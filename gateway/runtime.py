@@ -27,6 +27,7 @@ from gateway.proxy.arms import ArmAssigner
 from gateway.proxy.handler import ProxyHandler
 from gateway.proxy.headers import credential_headers
 from gateway.proxy.model_names import ModelNames
+from gateway.proxy.query_credentials import credential_params
 from gateway.proxy.traffic import TrafficSplit, TrafficState
 from gateway.proxy.upstream import Upstream
 from gateway.redis_client import connect, raise_if_cancelled
@@ -69,6 +70,7 @@ class Gateway:
                 name="candidate",
                 config=candidate_config,
                 strip_headers=credential_headers(candidate_config.credential_headers),
+                strip_params=credential_params(candidate_config.credential_params),
             )
             if candidate_config
             else None

@@ -1,5 +1,6 @@
-"""The candidate never receives a user's credentials, on any arm: checked on the raw bytes it
-receives. No header value is ever logged, not even from a request aiohttp cannot parse."""
+"""The candidate never receives a user's credentials, headers or query parameters, on any arm:
+checked on the raw bytes it receives. No header value is ever logged, not even from a request
+aiohttp cannot parse."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.conftest import RigFactory
 from tests.raw_upstream import RawUpstream
+from tests.test_query_credentials import SECRETS, STRIPPED, TARGET
 
 USER_CREDENTIALS = {
     "Authorization": "Bearer sk-user-secret-1",
@@ -39,11 +41,15 @@ async def test_candidate_receives_none_of_the_users_credentials(
             traffic=ARMS[arm],
             shadow={"noise_percent": 0},
             upstreams={
-                "candidate": {"url": candidate.url, "credential_headers": ["x-tenant-token"]}
+                "candidate": {
+                    "url": candidate.url,
+                    "credential_headers": ["x-tenant-token"],
+                    "credential_params": ["Tenant_Sig"],
+                }
             },
         )
         resp = await rig.client.post(
-            "/v1/chat/completions",
+            TARGET,
             data=orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
             headers={"Content-Type": "application/json", "x-user-id": "u1", **USER_CREDENTIALS},
         )
@@ -54,6 +60,9 @@ async def test_candidate_receives_none_of_the_users_credentials(
         await candidate.close()
     (raw,) = candidate.requests
     head = raw.split(b"\r\n\r\n", 1)[0].lower() + b"\r\n"
+    assert raw.split(b"\r\n", 1)[0] == f"POST {STRIPPED} HTTP/1.1".encode()
+    for query_secret in SECRETS:
+        assert query_secret.encode() not in raw, "a query credential reached the candidate"
     for name, value in USER_CREDENTIALS.items():
         secret = value.split()[-1].split("=")[-1].encode().lower()
         assert secret not in raw.lower(), f"{name} reached the candidate"

@@ -7,11 +7,13 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from gateway.config._base import Model, Percent, Port, PositiveFloat, PositiveInt, http_url
 
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+# Decoded names, as `strip_credential_params` compares them: no separator of a query.
+_PARAM_NAME = re.compile(r"^[^&=?#\s]+$")
 _UNIT_KEY = re.compile(r"^(auth|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+|body:[A-Za-z0-9_-]+)$")
 
 
@@ -99,13 +101,20 @@ class CandidateConfig(UpstreamConfig):
         description="request headers that carry a user's credentials, never sent to the "
         "candidate, on top of the built-in ones (Authorization, api-key, Cookie, ...)",
     )
+    credential_params: list[str] = Field(
+        default_factory=list,
+        description="query parameters that carry a user's credentials, never sent to the "
+        "candidate, on top of the built-in ones (api-key, key, access_token, token, ...)",
+    )
 
-    @field_validator("credential_headers")
+    @field_validator("credential_headers", "credential_params")
     @classmethod
-    def _check_header_names(cls, value: list[str]) -> list[str]:
+    def _check_names(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        header = info.field_name == "credential_headers"
+        pattern, kind = (_HEADER_NAME, "header") if header else (_PARAM_NAME, "query parameter")
         for name in value:
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"{name!r} is not a header name")
+            if not pattern.match(name):
+                raise ValueError(f"{name!r} is not a {kind} name")
         return value
 
 

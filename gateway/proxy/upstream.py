@@ -7,6 +7,7 @@ import ssl
 from yarl import URL
 
 from gateway.config import UpstreamConfig
+from gateway.proxy.query_credentials import strip_credential_params
 from gateway.proxy.upstream_client import UpstreamClient
 
 
@@ -14,11 +15,18 @@ class Upstream:
     """The pooled client for one upstream, opened once for the life of the process."""
 
     def __init__(
-        self, *, name: str, config: UpstreamConfig, strip_headers: frozenset[str] = frozenset()
+        self,
+        *,
+        name: str,
+        config: UpstreamConfig,
+        strip_headers: frozenset[str] = frozenset(),
+        strip_params: frozenset[str] = frozenset(),
     ):
         self.name = name
-        # Request headers of the user never sent to this upstream (lower case).
+        # Request headers and query parameters of the user never sent to this upstream
+        # (lower case).
         self.strip_headers = strip_headers
+        self.strip_params = strip_params
         self.config = config
         self.base_url = config.url
         key = config.api_key.get_secret_value() if config.api_key else ""
@@ -38,11 +46,19 @@ class Upstream:
         return self._client
 
     def url(self, path_qs: str) -> str:
-        return self.base_url + path_qs
+        """The URL a mirror calls: the base URL + the client's target, less `strip_params`."""
+        return self.base_url + self._own(path_qs)
 
     def target(self, path_qs: str) -> str:
-        """The request target sent on the wire: the upstream's base path + the client's."""
-        return self._base_path + path_qs
+        """The request target sent on the wire: the upstream's base path + the client's, less
+        `strip_params` (none for production: the user's target is proxied untouched)."""
+        return self._base_path + self._own(path_qs)
+
+    def _own(self, path_qs: str) -> str:
+        # Checked first so a target without a query, or production's, costs nothing more.
+        if self.strip_params and "?" in path_qs:
+            return strip_credential_params(path_qs, self.strip_params)
+        return path_qs
 
     async def open(self) -> None:
         config = self.config
