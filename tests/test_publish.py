@@ -161,20 +161,23 @@ def dropped(metrics: Metrics, reason: str) -> float:
     )
 
 
+def started(
+    client: aioredis.Redis, metrics: Metrics, stream: str, config: PublishConfig
+) -> PairPublisher:
+    publisher = PairPublisher(
+        redis=client, stream_key=stream, published_key="t:pub", config=config, metrics=metrics
+    )
+    publisher.start()
+    return publisher
+
+
 async def test_close_cut_mid_write_returns_and_keeps_no_connection(
     stall_proxy: StallProxy,
 ) -> None:
     metrics = Metrics()
     # A long socket timeout: only the shutdown can end the stalled write.
     client = connect(RedisConfig(socket_timeout_s=30), stall_proxy.url)
-    publisher = PairPublisher(
-        redis=client,
-        stream_key="t:stall",
-        published_key="t:published",
-        config=PublishConfig(batch_size=10),
-        metrics=metrics,
-    )
-    publisher.start()
+    publisher = started(client, metrics, "t:stall", PublishConfig(batch_size=10))
     assert publisher.submit(record(0))
     await wait_until(lambda: metrics.registry.get_sample_value(PUBLISHED) == 1)
     # Connected: the next batch is cut on the wire, not while connecting.
@@ -199,14 +202,7 @@ async def test_batch_sent_before_a_timeout_is_not_counted_surely_lost(
 ) -> None:
     metrics = Metrics()
     client = connect(RedisConfig(socket_timeout_s=0.3), stall_proxy.url)
-    publisher = PairPublisher(
-        redis=client,
-        stream_key="t:late",
-        published_key="t:published",
-        config=PublishConfig(batch_size=10, max_backoff_s=5.0),
-        metrics=metrics,
-    )
-    publisher.start()
+    publisher = started(client, metrics, "t:late", PublishConfig(batch_size=10, max_backoff_s=5.0))
     # The batch itself is held on the wire; the client times out waiting for its replies.
     stall_proxy.hold(b"EVALSHA")
     for i in range(5):
