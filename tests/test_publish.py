@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
+from redis.asyncio import ConnectionPool
 
 from gateway.config import PublishConfig, RedisConfig
 from gateway.metrics import Metrics
@@ -13,6 +16,7 @@ from gateway.records import Exchange, PairRecord
 from gateway.redis_client import connect
 from gateway.serving.embedded_redis import EmbeddedRedis
 from gateway.shadow.publish import PairPublisher
+from tests.stall_proxy import StallProxy
 
 
 def record(i: int) -> PairRecord:
@@ -137,3 +141,81 @@ async def test_records_left_unwritten_at_shutdown_are_counted(tmp_path: Path) ->
     )
     assert dropped == 11
     assert metrics.registry.get_sample_value("shadowgate_pairs_published_total") == 0
+
+
+@pytest.fixture
+async def stall_proxy(redis_url: str, tmp_path: Path) -> AsyncIterator[StallProxy]:
+    proxy = StallProxy(target=redis_url.removeprefix("unix://"), path=tmp_path / "proxy.sock")
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+PUBLISHED = "shadowgate_pairs_published_total"
+
+
+def dropped(metrics: Metrics, reason: str) -> float:
+    return (
+        metrics.registry.get_sample_value("shadowgate_pairs_dropped_total", {"reason": reason})
+        or 0.0
+    )
+
+
+def started(
+    client: aioredis.Redis, metrics: Metrics, stream: str, config: PublishConfig
+) -> PairPublisher:
+    publisher = PairPublisher(
+        redis=client, stream_key=stream, published_key="t:pub", config=config, metrics=metrics
+    )
+    publisher.start()
+    return publisher
+
+
+async def test_close_cut_mid_write_returns_and_keeps_no_connection(
+    stall_proxy: StallProxy,
+) -> None:
+    metrics = Metrics()
+    # A long socket timeout: only the shutdown can end the stalled write.
+    client = connect(RedisConfig(socket_timeout_s=30), stall_proxy.url)
+    publisher = started(client, metrics, "t:stall", PublishConfig(batch_size=10))
+    assert publisher.submit(record(0))
+    await wait_until(lambda: metrics.registry.get_sample_value(PUBLISHED) == 1)
+    # Connected: the next batch is cut on the wire, not while connecting.
+    stall_proxy.hold()
+    for i in range(1, 26):
+        assert publisher.submit(record(i))
+    await wait_until(lambda: publisher._writing)
+    async with asyncio.timeout(2 * 0.2 + 5):  # twice the drain time, and a generous margin
+        await publisher.close(drain_timeout_s=0.2)
+    pool = client.connection_pool
+    assert isinstance(pool, ConnectionPool)
+    in_use = len(pool._in_use_connections)
+    await client.aclose()
+    assert in_use == 0
+    assert dropped(metrics, "shutdown") == 15
+    assert dropped(metrics, "shutdown_unconfirmed") == 10
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "pair-publisher"]
+
+
+async def test_batch_sent_before_a_timeout_is_not_counted_surely_lost(
+    stall_proxy: StallProxy, redis_url: str
+) -> None:
+    metrics = Metrics()
+    client = connect(RedisConfig(socket_timeout_s=0.3), stall_proxy.url)
+    publisher = started(client, metrics, "t:late", PublishConfig(batch_size=10, max_backoff_s=5.0))
+    # The batch itself is held on the wire; the client times out waiting for its replies.
+    stall_proxy.hold(b"EVALSHA")
+    for i in range(5):
+        assert publisher.submit(record(i))
+    await wait_until(lambda: not publisher.up and not publisher._writing)
+    await publisher.close(drain_timeout_s=0)
+    await client.aclose()
+    stall_proxy.release()
+    reader = aioredis.Redis.from_url(redis_url)
+    async with asyncio.timeout(10):
+        while not await reader.xlen("t:late"):
+            await asyncio.sleep(0.02)
+    await reader.aclose()
+    # The records reached the stream after all: they were never surely lost.
+    assert dropped(metrics, "shutdown") == 0
+    assert dropped(metrics, "shutdown_unconfirmed") == 5

@@ -15,7 +15,6 @@ subtraction and pairs the stream cap trimmed before anyone scored them can be co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from redis.asyncio import Redis
@@ -28,6 +27,9 @@ from gateway.records import PairRecord
 from gateway.redis_client import raise_if_cancelled
 
 log = logging.getLogger("shadowgate.publish")
+
+# How long a stopped drain task may take to unwind its cancelled write (closing a socket).
+_STOP_GRACE_S = 0.5
 
 # KEYS: pairs stream, published counter. ARGV: maxlen, record json.
 _PUBLISH = f"""
@@ -58,6 +60,7 @@ class PairPublisher:
         self._task: asyncio.Task[None] | None = None
         self._in_hand = 0
         self._writing = False
+        self._maybe_written = False
         self._closed = False
         self._failing = False
 
@@ -86,7 +89,10 @@ class PairPublisher:
         """Write the buffer for up to `drain_timeout_s`, then stop; what is left is counted.
 
         A batch already on its way to Redis is waited for (up to the same time again): stopped
-        mid-write it might be in the stream and counted lost all the same."""
+        mid-write it might be in the stream and counted lost all the same. Returns within twice
+        `drain_timeout_s` plus `_STOP_GRACE_S` whatever Redis does. A record ends counted once:
+        published, `shutdown` (surely not in the stream) or `shutdown_unconfirmed` (a write
+        that may have reached Redis was cut or failed unanswered)."""
         self._closed = True
         task, self._task = self._task, None
         if task is None:
@@ -98,10 +104,8 @@ class PairPublisher:
             if late >= 0 and (not self._writing or late >= drain_timeout_s):
                 break
             await asyncio.sleep(0.02)
-        unconfirmed = self._in_hand if self._writing else 0
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _stop(task, _STOP_GRACE_S)
+        unconfirmed = self._in_hand if self._maybe_written else 0
         left = self._queue.qsize() + self._in_hand - unconfirmed
         if left:
             self._metrics.pairs_dropped.labels("shutdown").inc(left)
@@ -112,11 +116,24 @@ class PairPublisher:
             log.warning("publish: %d pair records cut mid-write at shutdown", unconfirmed)
 
     async def _write(self, batch: list[PairRecord]) -> None:
+        connection = await self._redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        # From here on part of the batch may reach Redis, however the write ends.
+        self._maybe_written = True
         pipe = self._redis.pipeline(transaction=False)
-        for record in batch:
-            args: list[int | bytes] = [self._config.stream_maxlen, record.to_json()]
-            await self._publish(keys=self._keys, args=args, client=pipe)
-        await pipe.execute()
+        pipe.connection = connection  # the pipeline hands it back to the pool when done
+        try:
+            for record in batch:
+                args: list[int | bytes] = [self._config.stream_maxlen, record.to_json()]
+                await self._publish(keys=self._keys, args=args, client=pipe)
+            await pipe.execute()
+        except BaseException:
+            # Still ours (execute() keeps it when loading the script fails or is cancelled): it
+            # may hold a reply nobody will read, so it is closed before it goes back.
+            if pipe.connection is not None:
+                await pipe.connection.disconnect(nowait=True)
+            raise
+        finally:
+            await pipe.reset()  # type: ignore[no-untyped-call]
 
     async def _run(self) -> None:
         backoff_s = 0.05
@@ -143,6 +160,22 @@ class PairPublisher:
                 self._metrics.redis_up.set(1)
                 self._metrics.pairs_published.inc(len(batch))
                 self._in_hand = 0
+                self._maybe_written = False
                 self._metrics.publish_buffer.set(self._queue.qsize())
                 backoff_s = 0.05
                 break
+
+
+async def _stop(task: asyncio.Task[None], grace_s: float) -> None:
+    """Cancel `task` and wait up to `grace_s` for it to end. A cancellation that redis-py turns
+    into a connection error mid-command is cancelled again rather than awaited for ever."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + grace_s
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=max(0.0, min(0.05, end - loop.time())))
+        if loop.time() >= end and not task.done():
+            log.error("publish: drain task did not stop within %.2f s", grace_s)
+            return
+    if not task.cancelled() and task.exception() is not None:
+        log.error("publish: drain task failed", exc_info=task.exception())
