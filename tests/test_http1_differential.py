@@ -421,3 +421,19 @@ def test_client_answers_as_aiohttp_does(case: Case) -> None:
 @given(cases(st.integers(1_000_000, 5_000_000), ["length", "chunked", "close", "chunks_cut"]))
 def test_client_answers_multi_megabyte_bodies_as_aiohttp_does(case: Case) -> None:
     _check(case)
+
+
+def _big_head_case() -> Case:
+    lines = [b"X-Big-%d: %s" % (i, b"v" * 8000) for i in range(9)]
+    wire = b"\r\n".join([b"HTTP/1.1 200 OK", *lines, b"Content-Length: 2", b"", b"ok"])
+    return Case("GET", wire, cuts=(), closes=False, uvloop=False, head_bytes=len(wire) - 2)
+
+
+@settings(DIFFERENTIAL, max_examples=1)
+@given(st.just(_big_head_case()))
+def test_a_head_past_the_limit_is_refused_where_aiohttp_answers(case: Case) -> None:
+    assert case.head_bytes > MAX_HEAD_BYTES
+    ours, theirs = asyncio.run(_both(case))
+    assert isinstance(theirs[0][0], Answer)  # each line is under aiohttp's 8190-byte limit
+    assert ours[0] == [REFUSED, REFUSED]
+    _check(case)
