@@ -104,6 +104,11 @@ class Metrics:
         self.pairs_dropped = Counter(
             f"{P}pairs_dropped", "Pair records lost, by reason", ["reason"], registry=r
         )
+        self.arm_stats_unconfirmed = Counter(
+            f"{P}arm_stats_unconfirmed",
+            "Arm-stat increments dropped when a flush may have reached Redis unanswered",
+            registry=r,
+        )
         self.publish_buffer = Gauge(
             f"{P}publish_buffer",
             "Pair records waiting in the local publish buffer",

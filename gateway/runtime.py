@@ -118,7 +118,7 @@ class Gateway:
             if self.candidate is not None and self.shadow_pool is not None
             else None
         )
-        self.arm_stats = ArmStats(redis=self.redis, keys=keys)
+        self.arm_stats = ArmStats(redis=self.redis, keys=keys, metrics=self.metrics)
         self.proxy = ProxyHandler(
             config=config,
             production=self.production,

@@ -20,6 +20,7 @@ from gateway.runtime import Gateway
 from gateway.serving.embedded_redis import EmbeddedRedis
 from scoring.embedder import default_tokenizer_path
 from scoring.signals.detect import Detector, load_vocabulary
+from tests.stall_proxy import StallProxy
 from tests.upstreams import Recorder, build_upstream
 
 if TYPE_CHECKING:
@@ -48,6 +49,15 @@ async def redis_url(redis_server: EmbeddedRedis) -> str:
     await client.flushall()
     await client.aclose()
     return redis_server.url
+
+
+@pytest.fixture
+async def stall_proxy(redis_url: str, tmp_path: Path) -> AsyncIterator[StallProxy]:
+    """A proxy in front of the shared server that can hold what a client sends on the wire."""
+    proxy = StallProxy(target=redis_url.removeprefix("unix://"), path=tmp_path / "proxy.sock")
+    await proxy.start()
+    yield proxy
+    await proxy.close()
 
 
 @pytest.fixture

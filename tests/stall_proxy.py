@@ -17,6 +17,7 @@ class StallProxy:
         self._path = path
         self._marker: bytes | None = None
         self._released = asyncio.Event()
+        self.holding = asyncio.Event()  # set once a chunk is held
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
@@ -26,6 +27,7 @@ class StallProxy:
     def hold(self, marker: bytes = b"") -> None:
         self._marker = marker
         self._released.clear()
+        self.holding.clear()
 
     def release(self) -> None:
         self._marker = None
@@ -53,6 +55,7 @@ class StallProxy:
                     from_client and self._marker is not None and self._marker in data
                 )
                 if holding:
+                    self.holding.set()
                     await self._released.wait()
                 writer.write(data)
                 await writer.drain()

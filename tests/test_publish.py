@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
 from redis.asyncio import ConnectionPool
 
@@ -141,14 +139,6 @@ async def test_records_left_unwritten_at_shutdown_are_counted(tmp_path: Path) ->
     )
     assert dropped == 11
     assert metrics.registry.get_sample_value("shadowgate_pairs_published_total") == 0
-
-
-@pytest.fixture
-async def stall_proxy(redis_url: str, tmp_path: Path) -> AsyncIterator[StallProxy]:
-    proxy = StallProxy(target=redis_url.removeprefix("unix://"), path=tmp_path / "proxy.sock")
-    await proxy.start()
-    yield proxy
-    await proxy.close()
 
 
 PUBLISHED = "shadowgate_pairs_published_total"

@@ -23,7 +23,9 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.keys import Keys
+from gateway.metrics import Metrics
 from gateway.proxy.prompt_features import PromptFeatures
+from gateway.redis_client import connected_pipeline, raise_if_cancelled
 
 log = logging.getLogger("shadowgate.arm_stats")
 
@@ -69,8 +71,11 @@ def bucket_key(keys: Keys, at: float) -> str:
 class ArmStats:
     """Local counters of one replica, flushed to Redis in the background."""
 
-    def __init__(self, *, redis: Redis, keys: Keys, flush_s: float = 1.0) -> None:
+    def __init__(
+        self, *, redis: Redis, keys: Keys, metrics: Metrics | None = None, flush_s: float = 1.0
+    ) -> None:
         self._redis = redis
+        self._metrics = metrics
         self._keys = keys
         self._flush_s = flush_s
         self._pending: Counter[str] = Counter()
@@ -104,20 +109,31 @@ class ArmStats:
         self._pending.update(counts)
 
     async def flush(self) -> None:
+        """Add the pending counts to Redis. Counts that surely did not reach it (no connection)
+        wait for the next flush; counts whose write may have been applied (a timeout, a
+        connection lost mid-reply, a cancellation) are dropped and counted unconfirmed rather
+        than sent again, which could count them twice."""
         if not self._pending:
             return
         pending, self._pending = self._pending, Counter()
         key = bucket_key(self._keys, time.time())
-        pipe = self._redis.pipeline(transaction=False)
-        for field, count in pending.items():
-            pipe.hincrby(key, field, count)
-        pipe.expire(key, RETENTION_S)
+        sent = False
         try:
-            await pipe.execute()
-        except (RedisError, OSError) as exc:
-            # Put the counts back: they are flushed with the next batch once Redis answers.
-            self._pending.update(pending)
-            log.debug("arm stats flush failed: %s", exc)
+            async with connected_pipeline(self._redis) as pipe:
+                sent = True
+                for field, count in pending.items():
+                    pipe.hincrby(key, field, count)
+                pipe.expire(key, RETENTION_S)
+                await pipe.execute()
+        except BaseException as exc:
+            if not sent:
+                self._pending.update(pending)
+            elif self._metrics is not None:
+                self._metrics.arm_stats_unconfirmed.inc(pending.total())
+            if not isinstance(exc, (RedisError, OSError)):
+                raise
+            raise_if_cancelled()
+            log.debug("arm stats flush failed (sent: %s): %s", sent, exc)
 
     async def run(self, before_flush: Callable[[], None] | None = None) -> None:
         """Flush every `flush_s`; `before_flush` may add the replica's other counts first."""

@@ -24,7 +24,7 @@ from gateway.config import PublishConfig
 from gateway.constants import SEQ_FIELD, STREAM_FIELD
 from gateway.metrics import Metrics
 from gateway.records import PairRecord
-from gateway.redis_client import raise_if_cancelled
+from gateway.redis_client import connected_pipeline, raise_if_cancelled
 
 log = logging.getLogger("shadowgate.publish")
 
@@ -116,24 +116,13 @@ class PairPublisher:
             log.warning("publish: %d pair records cut mid-write at shutdown", unconfirmed)
 
     async def _write(self, batch: list[PairRecord]) -> None:
-        connection = await self._redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
-        # From here on part of the batch may reach Redis, however the write ends.
-        self._maybe_written = True
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.connection = connection  # the pipeline hands it back to the pool when done
-        try:
+        async with connected_pipeline(self._redis) as pipe:
+            # From here on part of the batch may reach Redis, however the write ends.
+            self._maybe_written = True
             for record in batch:
                 args: list[int | bytes] = [self._config.stream_maxlen, record.to_json()]
                 await self._publish(keys=self._keys, args=args, client=pipe)
             await pipe.execute()
-        except BaseException:
-            # Still ours (execute() keeps it when loading the script fails or is cancelled): it
-            # may hold a reply nobody will read, so it is closed before it goes back.
-            if pipe.connection is not None:
-                await pipe.connection.disconnect(nowait=True)
-            raise
-        finally:
-            await pipe.reset()  # type: ignore[no-untyped-call]
 
     async def _run(self) -> None:
         backoff_s = 0.05
