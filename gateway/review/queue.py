@@ -28,6 +28,7 @@ from gateway.errors import ShadowgateError
 from gateway.keys import Keys
 from gateway.records import ReviewItem, Verdict
 from gateway.redis_client import as_text as _text
+from gateway.redis_client import connected_pipeline
 from gateway.review import blind as review_blind
 from gateway.review import scripts as review_scripts
 from gateway.review.agreement import LABELS, agreement, reviewers
@@ -167,23 +168,22 @@ class ReviewQueue:
         entries.extend(await self._recovered())
         if not entries:
             return
-        pipe = self._redis.pipeline(transaction=False)
-        for entry_id, fields in entries:
-            if fields is None:  # deleted from the stream (trimmed): nothing to review
-                pipe.xack(self._stream, GROUP_REVIEWERS, entry_id)
-                continue
-            item = _review_item(fields)
-            priority, tags = (item.priority, _tags(item)) if item else (0.0, "")
-            state: dict[str, Any] = {
-                "need": self._config.reviewers_per_item,
-                "candidate": review_blind.draw_candidate_side(),
-                "votes": {},
-                "held": {},
-            }
-            await self._register(
-                keys=self._keys, args=[entry_id, priority, tags, orjson.dumps(state)], client=pipe
-            )
-        await pipe.execute()
+        async with connected_pipeline(self._redis) as pipe:
+            for entry_id, fields in entries:
+                if fields is None:  # deleted from the stream (trimmed): nothing to review
+                    pipe.xack(self._stream, GROUP_REVIEWERS, entry_id)
+                    continue
+                item = _review_item(fields)
+                priority, tags = (item.priority, _tags(item)) if item else (0.0, "")
+                state: dict[str, Any] = {
+                    "need": self._config.reviewers_per_item,
+                    "candidate": review_blind.draw_candidate_side(),
+                    "votes": {},
+                    "held": {},
+                }
+                args: list[str | float | bytes] = [entry_id, priority, tags, orjson.dumps(state)]
+                await self._register(keys=self._keys, args=args, client=pipe)
+            await pipe.execute()
 
     async def _state(self, entry_id: str) -> dict[str, Any] | None:
         raw = await self._redis.hget(self._items, entry_id)
