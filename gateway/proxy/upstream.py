@@ -46,15 +46,17 @@ class Upstream:
         return self._client
 
     def url(self, path_qs: str) -> str:
-        """The URL a mirror calls: the base URL + the client's target, less `strip_params`."""
-        return self.base_url + self._own(path_qs)
+        """The URL a mirror calls: the base URL + a target already passed through
+        `without_credentials` (the mirror request holds it stripped, once)."""
+        return self.base_url + path_qs
 
     def target(self, path_qs: str) -> str:
         """The request target sent on the wire: the upstream's base path + the client's, less
         `strip_params` (none for production: the user's target is proxied untouched)."""
-        return self._base_path + self._own(path_qs)
+        return self._base_path + self.without_credentials(path_qs)
 
-    def _own(self, path_qs: str) -> str:
+    def without_credentials(self, path_qs: str) -> str:
+        """`path_qs` less the query parameters this upstream must not receive."""
         # Checked first so a target without a query, or production's, costs nothing more.
         if self.strip_params and "?" in path_qs:
             return strip_credential_params(path_qs, self.strip_params)

@@ -33,7 +33,6 @@ from gateway.proxy.arms import ArmAssigner, to_basis_points
 from gateway.proxy.capture import Capture
 from gateway.proxy.headers import shadow_request_headers
 from gateway.proxy.model_names import ModelNames
-from gateway.proxy.query_credentials import strip_credential_params
 from gateway.proxy.request_body import StreamedBody
 from gateway.proxy.request_json import NOT_JSON
 from gateway.proxy.upstream import Upstream
@@ -148,7 +147,7 @@ class ShadowDispatcher:
                 route=request.path,
                 # Without the user's query credentials, as without their headers: the noise
                 # call too, and an error that quotes the URL lands in the pair record.
-                path_qs=strip_credential_params(request.raw_path, self._candidate.strip_params),
+                path_qs=self._candidate.without_credentials(request.raw_path),
                 method=request.method,
                 document=document,
                 headers=shadow_request_headers(
